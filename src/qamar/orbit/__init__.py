@@ -1,0 +1,1 @@
+"""Lunar orbit engine: gravity fields, forces, a compiled integrator with events, propagation."""
