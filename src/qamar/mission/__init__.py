@@ -1,0 +1,1 @@
+"""Mission scenarios, the analysis pipeline behind `qamar run`, and the HTML report."""

@@ -1,0 +1,138 @@
+"""The scenario file: one YAML document that describes a mission for ``qamar run``.
+
+Every assumption a result depends on is a field here, with its source or the word
+"assumption" in the scenario's ``assumptions`` list, so a reader of the report sees what was
+taken and a user can change it. Validation errors name the field and the line of the file.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from qamar.errors import DataFormatError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Spacecraft(_Strict):
+    """Spacecraft properties for solar radiation pressure (cannonball model)."""
+
+    name: str = "spacecraft"
+    mass_kg: float = Field(gt=0)
+    area_m2: float = Field(gt=0, description="cross-section facing the Sun, m^2")
+    cr: float = Field(ge=1.0, le=2.0, description="radiation pressure coefficient, 1 absorbs, 2 mirrors")
+
+
+class Orbit(_Strict):
+    """Initial orbit from apsis altitudes over the 1737.4 km sphere and angles in degrees."""
+
+    epoch_utc: datetime
+    peri_alt_km: float
+    apo_alt_km: float
+    inc_deg: float = Field(ge=0, le=180)
+    raan_deg: float = 0.0
+    argp_deg: float = 0.0
+    ta_deg: float = 0.0
+    frame: Literal["moon-icrf", "moon-pa"] = "moon-icrf"
+
+    @field_validator("epoch_utc", mode="before")
+    @classmethod
+    def _iso_text(cls, value: object) -> object:
+        # YAML turns unquoted ISO stamps into datetimes; keep them timezone-aware UTC.
+        if isinstance(value, datetime) and value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value
+
+    @model_validator(mode="after")
+    def _apsides_ordered(self) -> Orbit:
+        if self.peri_alt_km <= 0:
+            raise ValueError(f"peri_alt_km = {self.peri_alt_km} puts periapsis at or below the surface; give a positive altitude in km")
+        if self.apo_alt_km < self.peri_alt_km:
+            raise ValueError("apo_alt_km is below peri_alt_km; swap them")
+        return self
+
+
+class Forces(_Strict):
+    """Force model: lunar gravity field and degree, third bodies and solar radiation pressure."""
+
+    gravity: str = "grgm1200a"
+    degree: int = Field(default=100, ge=0)
+    third_bodies: tuple[Literal["earth", "sun"], ...] = ("earth", "sun")
+    srp: bool = True
+
+
+class Propagation(_Strict):
+    """How long and how precisely to propagate."""
+
+    duration_days: float = Field(gt=0)
+    rtol: float = Field(default=1e-12, gt=0, lt=1e-3)
+    altitude_thresholds_km: tuple[float, ...] = ()
+    output_step_s: float = Field(default=60.0, gt=0, description="sampling of the OEM and CSV products")
+
+
+class Scenario(_Strict):
+    """A whole mission scenario as read from YAML."""
+
+    name: str
+    description: str = ""
+    spacecraft: Spacecraft
+    orbit: Orbit
+    forces: Forces = Forces()
+    propagation: Propagation
+    assumptions: tuple[str, ...] = ()
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Read and validate a scenario YAML file.
+
+    Raises DataFormatError naming the file, the field and its line when the file is missing,
+    is not YAML, or does not match the schema.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise DataFormatError(f"cannot read scenario {path}: {exc.strerror}; check the path") from None
+    try:
+        document = yaml.safe_load(text)
+        tree = yaml.compose(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise DataFormatError(f"{path} is not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+    if not isinstance(document, dict):
+        raise DataFormatError(f"{path} must be a YAML mapping with keys name, spacecraft, orbit, propagation")
+    try:
+        return Scenario.model_validate(document)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(part) for part in first["loc"]) or "(top level)"
+        line = _line_of(tree, first["loc"])
+        where = f", line {line}" if line else ""
+        message = first["msg"].removeprefix("Value error, ")
+        raise DataFormatError(f"{path}: field '{field}'{where}: {message}") from None
+
+
+def _line_of(node: yaml.Node | None, loc: tuple) -> int | None:
+    """1-based line of the deepest YAML node on the path ``loc`` (None if not found)."""
+    line = None
+    for key in loc:
+        if isinstance(node, yaml.MappingNode):
+            match = next(((k, v) for k, v in node.value if k.value == str(key)), None)
+            if match is None:
+                break
+            line = match[0].start_mark.line + 1
+            node = match[1]
+        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
+            node = node.value[key]
+            line = node.start_mark.line + 1
+        else:
+            break
+    return line
