@@ -32,6 +32,7 @@ from qamar.errors import DataFormatError, EpochOutOfRangeError
 _DATE0 = dt.date(2000, 1, 1)
 _HALF_DAY_S = 43200
 _DAY_S = 86400
+_LAST_TAI_S = 2.5e11  # about year 9900: ISO 8601 years have four digits
 
 _ISO_FORMAT = (
     "ISO 8601 UTC such as '2024-05-08T08:14:00Z', '2024-05-08 08:14:00.5', "
@@ -174,11 +175,11 @@ def _parse_one(value: str | dt.datetime, leaps: _LeapSeconds) -> tuple[int, floa
     try:
         date = dt.date(int(g["y"]), int(g["mo"]), int(g["d"]))
     except ValueError as exc:
-        raise DataFormatError(f"cannot read {value!r} as a UTC epoch: {exc}") from None
+        raise DataFormatError(f"cannot read {value!r} as a UTC epoch ({exc}): expected {_ISO_FORMAT}") from None
     hour, minute, second = int(g["h"] or 0), int(g["mi"] or 0), int(g["s"] or 0)
     if hour > 23 or minute > 59 or second > 60:
-        raise DataFormatError(f"cannot read {value!r} as a UTC epoch: hour, minute or second out of "
-                              f"range; expected {_ISO_FORMAT}")
+        raise DataFormatError(f"cannot read {value!r} as a UTC epoch (hour, minute or second out of "
+                              f"range): expected {_ISO_FORMAT}")
     zone = g["zone"] or "Z"
     offset_min = 0
     if zone.upper() != "Z":
@@ -272,7 +273,7 @@ def tai_s_to_utc(t_tai_s: float | np.ndarray, digits: int = 3) -> str | list[str
 
     ``digits`` (0-9) is the number of decimals of the seconds, rounded half up; a leap second
     prints as 23:59:60. A scalar gives a str, an array a list. Raises EpochOutOfRangeError
-    before 1972-01-01.
+    before 1972-01-01, after year 9999 or for non-finite values.
     """
     if not 0 <= digits <= 9:
         raise ValueError(f"digits must be 0 to 9, got {digits}")
@@ -280,10 +281,10 @@ def tai_s_to_utc(t_tai_s: float | np.ndarray, digits: int = 3) -> str | list[str
     t = np.asarray(t_tai_s, dtype=float)
     flat = np.atleast_1d(t).ravel()
     k = np.searchsorted(leaps.tai_start_s, flat, side="right") - 1
-    if np.any(k < 0) or not np.all(np.isfinite(flat)):
+    if np.any(k < 0) or not np.all(np.isfinite(flat)) or np.any(flat > _LAST_TAI_S):
         raise EpochOutOfRangeError(
-            "an epoch is before 1972-01-01 UTC (or not finite); UTC is only defined here from the "
-            "start of the leap-second table"
+            "an epoch is before 1972-01-01 UTC, after year 9999 or not finite; UTC is written here "
+            "from the start of the leap-second table (1972) to year 9999"
         )
     k_next = np.minimum(k + 1, len(leaps.day) - 1)
     in_leap = (k + 1 < len(leaps.day)) & (flat >= leaps.tai_start_s[k_next] - 1.0)
