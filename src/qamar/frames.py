@@ -14,11 +14,12 @@
   TKFRAME_31009 of moon_de440_220930.tf. Topography (LOLA) and named features live here.
 
 Note on gravity: GRGM1200A is expanded in the DE430 PA frame, while qamar orients the Moon
-with DE440 PA. The two realisations of the principal axes differ slightly; the frames kernel
-moon_de440_220930.tf gives no DE430-vs-DE440 PA figure (it quotes only that MOON_ME_DE440_ME421
-stays within 3.07e-7 rad, 53 cm, of DE421 ME over 2000-2040, and the 0.02886 deg PA-ME angle).
-The PA difference is far below the GRAIL field's own error at the degrees flown here and is
-neglected, as NAIF's kernels and GMAT/Orekit set-ups commonly do.
+with DE440 PA and neglects the difference between the two realisations of the principal axes.
+moon_de440_220930.tf quotes no DE430-vs-DE440 PA figure; the figures it gives are the
+0.02886 deg (875 m) PA-to-ME angle and that MOON_ME_DE440_ME421 stays within 3.07e-7 rad
+(53.4 cm on the surface) of DE421 ME over 2000-2040. An offset of tens of milliarcseconds,
+the expected order, moves the field by well under a metre at the lunar surface
+(1 mas = 8.4 mm at 1737.4 km).
 
 Longitudes are planetocentric, east-positive, in [-180, 180) degrees.
 """
