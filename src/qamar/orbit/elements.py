@@ -26,6 +26,7 @@ import numpy as np
 
 from qamar.constants import MOON_RADIUS_KM
 from qamar.errors import InvalidOrbitError
+from qamar.frames import icrf_to_pa
 
 SINGULAR_TOL = 1e-11
 """Below this eccentricity (or sine of inclination) the orbit is treated as circular (equatorial)."""
@@ -254,8 +255,6 @@ def state_from_apsides(
     e = (r_apo_km - r_peri_km) / (r_apo_km + r_peri_km)
     r, v = keplerian_to_cartesian(a_km, e, inc_deg, raan_deg, argp_deg, ta_deg, gm_km3_s2)
     if frame == "moon-pa":
-        from qamar.frames import icrf_to_pa
-
         pa_to_icrf = np.asarray(icrf_to_pa(float(t_tdb_s))).T
         r, v = pa_to_icrf @ r, pa_to_icrf @ v
     return r, v
