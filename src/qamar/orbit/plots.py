@@ -1,0 +1,178 @@
+"""Orbit plots as PNG files: altitude, periapsis/apoapsis history, ground track on a lunar map.
+
+Each function takes a :class:`~qamar.orbit.trajectory.Trajectory` and a path, draws with
+matplotlib's object API on the Agg canvas (no pyplot state, no display needed) and writes the
+PNG atomically. Time axes are UTC dates; altitudes are over the 1737.4 km sphere; the ground
+track is planetocentric latitude/east longitude in MOON_ME.
+
+The map background is the lunar albedo image registered as ``moon_map`` in :mod:`qamar.data`
+(an equirectangular image, east longitude -180..180 left to right, latitude +90 at the top);
+if it is not available the track is drawn on a plain grid.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+from pathlib import Path
+
+import numpy as np
+from matplotlib.collections import LineCollection
+from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
+from matplotlib.figure import Figure
+
+from qamar import data
+from qamar.errors import DataNotFoundError
+from qamar.io import atomic_write
+from qamar.orbit.trajectory import Trajectory
+from qamar.time import tdb_s_to_utc
+
+MAX_POINTS = 200_000
+"""Largest number of epochs a plot samples; longer spans are sampled more coarsely."""
+
+_DPI = 120
+
+
+def _step_s(trajectory: Trajectory, finest_s: float) -> float:
+    """Sampling step: ``finest_s`` unless that would exceed MAX_POINTS over the span."""
+    return max(finest_s, (trajectory.end_tdb_s - trajectory.start_tdb_s) / MAX_POINTS)
+
+
+def _utc_datetimes(t_tdb_s: np.ndarray) -> np.ndarray:
+    """UTC epochs as datetime64[ms] for a time axis (a leap second 23:59:60.x plots as 59.x)."""
+    text = tdb_s_to_utc(np.atleast_1d(np.asarray(t_tdb_s, dtype=float)), digits=3)
+    return np.array([s.rstrip("Z").replace(":60.", ":59.") for s in text], dtype="datetime64[ms]")
+
+
+def _time_axis(ax) -> None:
+    locator = AutoDateLocator()
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))
+    ax.set_xlabel("UTC")
+    ax.grid(True, alpha=0.4)
+
+
+def _name(trajectory: Trajectory) -> str:
+    return str(trajectory.meta.get("object_name") or "spacecraft")
+
+
+def _span_text(trajectory: Trajectory) -> str:
+    start, end = tdb_s_to_utc(np.array([trajectory.start_tdb_s, trajectory.end_tdb_s]), digits=0)
+    return f"{start} to {end}"
+
+
+def _save(fig: Figure, path: str | Path) -> Path:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=_DPI)
+    path = Path(path)
+    with atomic_write(path, binary=True) as stream:
+        stream.write(buffer.getvalue())
+    return path
+
+
+def plot_altitude(trajectory: Trajectory, path: str | Path, *, title: str | None = None) -> Path:
+    """Altitude (km, over the 1737.4 km sphere) against UTC time, written as a PNG.
+
+    Raises OSError if the folder is not writable.
+    """
+    t, _ = trajectory.sample(_step_s(trajectory, 10.0))
+    fig = Figure(figsize=(10, 4.5), layout="constrained")
+    ax = fig.add_subplot()
+    ax.plot(_utc_datetimes(t), trajectory.altitude_km(t), lw=0.6, color="tab:blue")
+    ax.set_ylabel("altitude (km)")
+    ax.set_ylim(bottom=0.0)
+    _time_axis(ax)
+    ax.set_title(title or f"{_name(trajectory)}: altitude, {_span_text(trajectory)}")
+    return _save(fig, path)
+
+
+def plot_apsides(trajectory: Trajectory, path: str | Path, *, title: str | None = None) -> Path:
+    """Periapsis and apoapsis altitude (km) of each pass against UTC time, written as a PNG.
+
+    Two panels (periapsis below, apoapsis above) so that each history keeps its own scale; a
+    panel without passes says so. Raises OSError if the folder is not writable.
+    """
+    apsides = trajectory.apsides()
+    fig = Figure(figsize=(10, 6), layout="constrained")
+    ax_apo, ax_peri = fig.subplots(2, 1, sharex=True)
+    series = (
+        (ax_apo, apsides.apo_t_tdb_s, apsides.apo_alt_km, "apoapsis altitude (km)", "tab:orange"),
+        (ax_peri, apsides.peri_t_tdb_s, apsides.peri_alt_km, "periapsis altitude (km)", "tab:blue"),
+    )
+    for ax, t, alt, label, color in series:
+        if len(t):
+            ax.plot(_utc_datetimes(t), alt, marker=".", ms=3, lw=0.8, color=color)
+            middle = 0.5 * (alt.min() + alt.max())
+            low, high = ax.get_ylim()
+            ax.set_ylim(min(low, middle - 1.0), max(high, middle + 1.0))  # a flat history spans >= 2 km
+            ax.ticklabel_format(axis="y", useOffset=False, style="plain")
+        else:
+            ax.text(0.5, 0.5, "no pass in this span", transform=ax.transAxes, ha="center", va="center")
+        ax.set_ylabel(label)
+        _time_axis(ax)
+    ax_apo.set_xlabel("")
+    fig.suptitle(title or f"{_name(trajectory)}: periapsis and apoapsis history, {_span_text(trajectory)}")
+    return _save(fig, path)
+
+
+@functools.cache
+def _moon_map() -> np.ndarray | None:
+    """Grey-level lunar map (rows from +90 to -90 deg, columns from -180 to 180 deg), or None."""
+    try:
+        map_path = data.path("moon_map")
+    except DataNotFoundError:
+        return None
+    from PIL import Image
+
+    Image.MAX_IMAGE_PIXELS = None  # a trusted, registered file
+    with Image.open(map_path) as image:
+        grey = image.convert("L")
+        grey = grey.reduce(max(1, grey.width // 2048))
+        return np.asarray(grey)
+
+
+def plot_ground_track(
+    trajectory: Trajectory, path: str | Path, *, title: str | None = None, step_s: float = 60.0
+) -> Path:
+    """Ground track (planetocentric lat/lon, MOON_ME) on a lunar map, coloured by time; a PNG.
+
+    Sampled every ``step_s`` s (coarser when the span would exceed MAX_POINTS). Marks the
+    start and, if the trajectory has an ``impact`` event, the impact point, else the end.
+    Raises EpochOutOfRangeError outside the lunar orientation kernels, OSError if the folder
+    is not writable.
+    """
+    t, _ = trajectory.sample(_step_s(trajectory, step_s))
+    lat, lon = trajectory.lat_lon_me_deg(t)
+    days = (t - t[0]) / 86400.0
+    fig = Figure(figsize=(11, 6), layout="constrained")
+    ax = fig.add_subplot()
+    background = _moon_map()
+    if background is not None:
+        ax.imshow(background, cmap="gray", extent=(-180, 180, -90, 90), origin="upper", interpolation="antialiased")
+    else:
+        ax.set_facecolor("0.85")
+    points = np.column_stack([lon, lat])
+    segments = np.stack([points[:-1], points[1:]], axis=1)
+    keep = np.abs(np.diff(lon)) < 90.0  # no lines across the +-180 deg seam or over a pole
+    track = LineCollection(segments[keep], cmap="plasma", linewidths=0.8)
+    track.set_array(0.5 * (days[:-1] + days[1:])[keep])
+    ax.add_collection(track)
+    fig.colorbar(track, ax=ax, label="days since start", shrink=0.8)
+    ax.plot(lon[0], lat[0], marker="^", color="lime", mec="k", ms=9, ls="none", label="start")
+    impacts = [e for e in trajectory.events if e.kind == "impact"]
+    if impacts:
+        end_lat, end_lon = trajectory.lat_lon_me_deg(float(impacts[0].t_tdb_s))
+        ax.plot(end_lon, end_lat, marker="X", color="red", mec="k", ms=11, ls="none", label="impact")
+    else:
+        ax.plot(lon[-1], lat[-1], marker="s", color="red", mec="k", ms=8, ls="none", label="end")
+    ax.set_xlim(-180, 180)
+    ax.set_ylim(-90, 90)
+    ax.set_xticks(np.arange(-180, 181, 30))
+    ax.set_yticks(np.arange(-90, 91, 30))
+    ax.set_aspect("equal")
+    ax.set_xlabel("east longitude (deg, MOON_ME)")
+    ax.set_ylabel("latitude (deg)")
+    ax.grid(True, color="white" if background is not None else "0.5", alpha=0.35)
+    ax.legend(loc="lower left", fontsize=8)
+    ax.set_title(title or f"{_name(trajectory)}: ground track, {_span_text(trajectory)}")
+    return _save(fig, path)
