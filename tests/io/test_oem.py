@@ -64,9 +64,10 @@ def test_write_read_round_trip(tmp_path):
 
 def test_tdb_epoch_text_matches_spice():
     # SPICE timout in the TDB scale is the independent calendar reference.
-    for t in (0.0, -43200.0, 768_428_109.185372, 1_000_000_000.5, -3.0e8 + 0.25):
-        expected = spice.timout(t, "YYYY-MM-DDTHR:MN:SC.###### ::TDB ::RND")
-        assert format_tdb_epoch(t) == expected
+    times = [0.0, -43200.0, 768_428_109.185372, 1_000_000_000.5, -3.0e8 + 0.25]
+    expected = [spice.timout(t, "YYYY-MM-DDTHR:MN:SC.###### ::TDB ::RND") for t in times]
+    assert format_tdb_epoch(np.array(times)) == expected
+    assert format_tdb_epoch(times[2]) == expected[2]
 
 
 def test_lro_file_metadata_epochs_and_covariance():

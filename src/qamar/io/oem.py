@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+import functools
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -105,27 +106,31 @@ class OemFile:
 # --- epochs -------------------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=4096)
+def _calendar_date(year: str, month: str | None, day: str | None, day_of_year: str | None) -> dt.date | None:
+    """The date of 'YYYY-MM-DD' or 'YYYY-DDD' fields, or None if there is no such day."""
+    try:
+        if day_of_year is None:
+            return dt.date(int(year), int(month), int(day))
+        number = int(day_of_year)
+        if not 1 <= number <= (366 if calendar.isleap(int(year)) else 365):
+            return None
+        return dt.date(int(year), 1, 1) + dt.timedelta(days=number - 1)
+    except ValueError:
+        return None
+
+
 def _epoch_parts(text: str) -> tuple[dt.date, str, float] | None:
     """(date, 'HH:MM:SS.fff' text, seconds of day) of a CCSDS epoch, or None if malformed."""
     found = _EPOCH.match(text)
     if found is None:
         return None
-    g = found.groupdict()
-    try:
-        year = int(g["y"])
-        if g["doy"] is not None:
-            day_of_year = int(g["doy"])
-            if not 1 <= day_of_year <= (366 if calendar.isleap(year) else 365):
-                return None
-            date = dt.date(year, 1, 1) + dt.timedelta(days=day_of_year - 1)
-        else:
-            date = dt.date(year, int(g["mo"]), int(g["d"]))
-    except ValueError:
+    year, month, day, day_of_year, hh, mm, ss = found.groups()
+    date = _calendar_date(year, month, day, day_of_year)
+    hour, minute, second = int(hh), int(mm), float(ss)
+    if date is None or hour > 23 or minute > 59 or second >= 61.0:
         return None
-    hour, minute, second = int(g["h"]), int(g["mi"]), float(g["s"])
-    if hour > 23 or minute > 59 or second >= 61.0:
-        return None
-    return date, f"{g['h']}:{g['mi']}:{g['s']}", hour * 3600.0 + minute * 60.0 + second
+    return date, f"{hh}:{mm}:{ss}", hour * 3600.0 + minute * 60.0 + second
 
 
 def _uniform_seconds(date: dt.date, second_of_day: float) -> float:
@@ -146,20 +151,19 @@ def _to_tdb_s(parts: list[tuple[dt.date, str, float]], time_system: str) -> np.n
     return np.atleast_1d(tt_s_to_tdb_s(tai_s_to_tt_s(tai_s)))
 
 
-def format_tdb_epoch(t_tdb_s: float) -> str:
-    """CCSDS calendar epoch 'YYYY-MM-DDTHH:MM:SS.ffffff' (TDB) of TDB seconds past J2000.
+def format_tdb_epoch(t_tdb_s: float | np.ndarray) -> str | list[str]:
+    """CCSDS calendar epochs 'YYYY-MM-DDTHH:MM:SS.ffffff' (TDB) of TDB seconds past J2000.
 
-    Rounded to the microsecond. Raises ValueError for a non-finite time.
+    Rounded to the microsecond (TDB has no leap seconds, so this is plain calendar
+    arithmetic). A scalar gives a str, an array a list. Raises ValueError for non-finite times.
     """
-    if not math.isfinite(t_tdb_s):
-        raise ValueError(f"cannot format the epoch {t_tdb_s!r} TDB seconds")
-    micro = round((t_tdb_s + 43200.0) * 1e6)
-    days, micro_of_day = divmod(micro, 86_400_000_000)
-    seconds, micro = divmod(micro_of_day, 1_000_000)
-    hours, seconds = divmod(seconds, 3600)
-    minutes, seconds = divmod(seconds, 60)
-    date = _J2000_DATE + dt.timedelta(days=days)
-    return f"{date.isoformat()}T{hours:02d}:{minutes:02d}:{seconds:02d}.{micro:06d}"
+    t = np.asarray(t_tdb_s, dtype=float)
+    if not np.all(np.isfinite(t)):
+        raise ValueError(f"cannot format non-finite epochs {t_tdb_s!r} (TDB seconds)")
+    micro = np.round((np.atleast_1d(t) + 43200.0) * 1e6).astype(np.int64)
+    stamps = np.datetime64(_J2000_DATE.isoformat(), "us") + micro.astype("timedelta64[us]")
+    text = np.datetime_as_string(stamps, unit="us").tolist()
+    return text[0] if t.ndim == 0 else text
 
 
 # --- reader -------------------------------------------------------------------------------------
@@ -184,14 +188,24 @@ class _Reader:
             raise self.fail(f"keyword {found.group(1)} has no value")
         return found.group(1), found.group(2)
 
-    def number(self, token: str, what: str) -> float:
+    def number(self, token: str, what: str, lineno: int | None = None) -> float:
         try:
             value = float(token)
         except ValueError:
-            raise self.fail(f"{what} {token!r} is not a number") from None
+            raise self.fail(f"{what} {token!r} is not a number", lineno) from None
         if not math.isfinite(value):
-            raise self.fail(f"{what} {token!r} is not finite")
+            raise self.fail(f"{what} {token!r} is not finite", lineno)
         return value
+
+    def numbers(self, rows: list[list[str]], lines: list[int], what: str) -> np.ndarray:
+        """Rows of number tokens as a float array; the first bad token fails with its line."""
+        try:
+            values = np.array(rows, dtype=float)
+            if np.all(np.isfinite(values)):
+                return values
+        except ValueError:
+            pass
+        return np.array([[self.number(token, what, line) for token in row] for row, line in zip(rows, lines)])
 
     def epoch(self, text: str, what: str) -> tuple[dt.date, str, float]:
         parts = _epoch_parts(text)
@@ -296,9 +310,9 @@ class _Reader:
         if len(tokens) not in (7, 10):
             raise self.fail(f"a data line needs an epoch and 6 (or 9) numbers, got {len(tokens)} fields")
         seg["epochs"].append(self.epoch(tokens[0], "epoch"))
-        seg["rows"].append([self.number(t, "value") for t in tokens[1:]])
+        seg["rows"].append(tokens[1:])  # converted all at once in finish_segment
         seg["lines"].append(self.lineno)
-        if len(seg["rows"][-1]) != len(seg["rows"][0]):
+        if len(tokens) != len(seg["rows"][0]) + 1:
             raise self.fail("data lines mix 6 and 9 numbers in one segment")
 
     def covariance_line(self, seg: dict, line: str) -> None:
@@ -344,6 +358,7 @@ class _Reader:
         meta = seg["meta"]
         if not seg["rows"]:
             raise self.fail("the segment has no ephemeris data lines", seg["meta_line"])
+        rows = self.numbers(seg["rows"], seg["lines"], "value")
         time_system = meta["TIME_SYSTEM"]
         t_tdb_s = self.convert(seg["epochs"], seg["lines"], time_system)
         steps = np.diff(t_tdb_s)
@@ -355,7 +370,6 @@ class _Reader:
         if t_tdb_s[0] < bounds["START_TIME"] - _EPOCH_SLACK_S or t_tdb_s[-1] > bounds["STOP_TIME"] + _EPOCH_SLACK_S:
             line = seg["lines"][0] if t_tdb_s[0] < bounds["START_TIME"] - _EPOCH_SLACK_S else seg["lines"][-1]
             raise self.fail(f"data epoch outside START_TIME {meta['START_TIME']} .. STOP_TIME {meta['STOP_TIME']}", line)
-        rows = np.array(seg["rows"])
         covariances = tuple(
             OemCovariance(float(t), cov["frame"], cov["matrix"])
             for cov, t in zip(
@@ -436,8 +450,8 @@ def _segment_lines(seg: OemSegment) -> list[str]:
         ("CENTER_NAME", seg.center_name),
         ("REF_FRAME", seg.ref_frame),
         ("TIME_SYSTEM", "TDB"),
-        ("START_TIME", format_tdb_epoch(float(t[0]))),
-        ("STOP_TIME", format_tdb_epoch(float(t[-1]))),
+        ("START_TIME", format_tdb_epoch(t[0])),
+        ("STOP_TIME", format_tdb_epoch(t[-1])),
     ]
     if seg.interpolation is not None:
         meta.append(("INTERPOLATION", seg.interpolation))
@@ -446,8 +460,8 @@ def _segment_lines(seg: OemSegment) -> list[str]:
     out = ["", "META_START", *(f"{k} = {v}" for k, v in meta), "META_STOP", ""]
     out += [f"COMMENT {c}" for c in seg.comments]
     acc = seg.accelerations_km_s2
-    for k, (epoch, state) in enumerate(zip(t.tolist(), np.asarray(seg.states, dtype=float).tolist())):
-        line = (f"{format_tdb_epoch(epoch)} {state[0]:.9f} {state[1]:.9f} {state[2]:.9f} "
+    for k, (epoch, state) in enumerate(zip(format_tdb_epoch(t), np.asarray(seg.states, dtype=float).tolist())):
+        line = (f"{epoch} {state[0]:.9f} {state[1]:.9f} {state[2]:.9f} "
                 f"{state[3]:.12f} {state[4]:.12f} {state[5]:.12f}")
         if acc is not None:
             line += " " + " ".join(f"{a:.15e}" for a in acc[k])
