@@ -10,8 +10,9 @@ The right-hand side is always :func:`qamar.orbit.forces.derivatives` (a first-cl
 argument would defeat numba's on-disk cache). Time inside the step is ``tau``, seconds since
 ``t0_tdb_s``, so that step records keep their digits; the forces see ``t0_tdb_s + tau``.
 
-Pieces: :func:`initial_step`, :func:`take_step` (one accepted step; dop853.f's step-size control with a predictive
-control), :func:`dense_coefficients` (the 7th-order interpolant of that step),
+Pieces: :func:`initial_step`, :func:`take_step` (one accepted step: dop853.f's step-size
+control plus Gustafsson's predictive controller), :func:`dense_coefficients` (the 7th-order
+interpolant of that step),
 :func:`dense_state` (evaluate it) and :class:`DenseOutput` (the whole trajectory).
 """
 
