@@ -75,7 +75,9 @@ class _Segment:
         n = self.coefficients.shape[0]
         first = min(max(int(np.floor((t0_s - self.init_s) / self.intlen_s)), 0), n - 1)
         last = min(max(int(np.floor((t1_s - self.init_s) / self.intlen_s)), first), n - 1)
-        records = np.ascontiguousarray(self.coefficients[first : last + 1], dtype=np.float64)
+        # Always a fresh writable copy: a read-only view of the memory map would be a different
+        # numba type and force a recompilation of every kernel that takes these records.
+        records = np.array(self.coefficients[first : last + 1], dtype=np.float64, order="C")
         return self.init_s + first * self.intlen_s, self.intlen_s, records
 
 
