@@ -201,6 +201,7 @@ def propagate(
     with tqdm(
         total=round(duration_s / SECONDS_PER_DAY, 3), unit="day", desc="propagate", file=sys.stderr,
         disable=not progress, leave=False,
+        bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total:.1f} days [{elapsed}<{remaining}]",
     ) as bar:
         status = _RUNNING
         while status == _RUNNING:
