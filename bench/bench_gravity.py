@@ -32,9 +32,9 @@ from numba import njit
 from qamar.constants import MOON_RADIUS_KM
 from qamar.orbit.gravity import acceleration_pa_km_s2, gravity_accel_pa, load_field
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-import orekit_support  # noqa: E402  (tests/orekit_support.py)
-from common import machine_line, write_section  # noqa: E402  (bench/common.py)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.common import machine_line, write_section  # noqa: E402
+from tests import orekit_support  # noqa: E402
 
 DEGREES = (50, 100, 200)
 # Calls per timed loop: about 0.05-0.3 s of work each.

@@ -12,8 +12,6 @@ References
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -28,8 +26,7 @@ from qamar.orbit.gravity import (
     nonspherical_accel_pa,
 )
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import orekit_support  # noqa: E402  (tests/orekit_support.py)
+from tests import orekit_support
 
 def _position_km(lat_rad: float, lon_rad: float, alt_km: float) -> np.ndarray:
     r = MOON_RADIUS_KM + alt_km
