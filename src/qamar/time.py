@@ -296,21 +296,32 @@ def tai_s_to_utc(t_tai_s: float | np.ndarray, digits: int = 3) -> str | list[str
 
     scale = 10**digits
     units = np.floor(second_of_day * scale + 0.5).astype(np.int64)
-    out = []
-    for d, u in zip(day.tolist(), units.tolist()):
-        day_length = (_DAY_S + 1 if d in leaps.leap_days else _DAY_S) * scale
-        if u >= day_length:
-            d, u = d + 1, u - day_length
-        if u >= _DAY_S * scale:  # inside the leap second
-            hour, minute, second_units = 23, 59, u - 86340 * scale
-        else:
-            hour, rest = divmod(u, 3600 * scale)
-            minute, second_units = divmod(rest, 60 * scale)
-        whole, fraction = divmod(second_units, scale)
-        date = _DATE0 + dt.timedelta(days=d)
-        text = f"{date.isoformat()}T{hour:02d}:{minute:02d}:{whole:02d}"
-        out.append(text + (f".{fraction:0{digits}d}Z" if digits else "Z"))
+    # Rounding may carry into the next day (whose length depends on a leap second).
+    day_length = np.where(np.isin(day, list(leaps.leap_days)), _DAY_S + 1, _DAY_S) * scale
+    carry = units >= day_length
+    day, units = day + carry, units - carry * day_length
+    in_leap_second = units >= _DAY_S * scale
+    out = _format_calendar(day, units, digits).tolist()
+    for i in np.flatnonzero(in_leap_second):  # 23:59:60.xxx has no datetime64 spelling
+        whole, fraction = divmod(int(units[i]) - 86340 * scale, scale)
+        date = _DATE0 + dt.timedelta(days=int(day[i]))
+        out[i] = f"{date.isoformat()}T23:59:{whole:02d}" + (f".{fraction:0{digits}d}Z" if digits else "Z")
     return out[0] if t.ndim == 0 else out
+
+
+def _format_calendar(day: np.ndarray, units: np.ndarray, digits: int) -> np.ndarray:
+    """ISO strings of UTC day numbers (from 2000-01-01) plus ``units`` of 10**-digits s.
+
+    Vectorised through numpy's datetime64 at the next finer of s/ms/us/ns, then cut to
+    ``digits`` decimals; entries inside a leap second are overwritten by the caller.
+    """
+    finer = -(-digits // 3) * 3
+    unit = {0: "s", 3: "ms", 6: "us", 9: "ns"}[finer]
+    ticks = day * (_DAY_S * 10**finer) + np.minimum(units, _DAY_S * 10**digits - 1) * 10 ** (finer - digits)
+    stamps = np.datetime64("2000-01-01T00:00:00", unit) + ticks.astype(f"timedelta64[{unit}]")
+    text = np.datetime_as_string(stamps, unit=unit)
+    width = 19 + (digits + 1 if digits else 0)
+    return np.char.add(text.astype(f"U{width}"), "Z")
 
 
 def tdb_s_to_utc(t_tdb_s: float | np.ndarray, digits: int = 3) -> str | list[str]:
