@@ -18,7 +18,7 @@ def data_list() -> None:
     for key, entry in data.REGISTRY.items():
         found = data.locate(key)
         where = f"{found.origin:<15} {found.path}" if found else "missing         " + (entry.pip_name or entry.url or "QAMAR_DATA_DIR")
-        typer.echo(f"{key:<20} {entry.name:<32} {where}")
+        typer.echo(f"{key:<20} {entry.name:<42} {where}")
 
 
 @data_app.command("verify")
@@ -32,7 +32,7 @@ def data_verify() -> None:
         state = data.verify(key)
         label = {True: "ok", False: "MISMATCH", None: "not found"}[state]
         bad += state is False
-        typer.echo(f"{key:<20} {entry.name:<32} {label}")
+        typer.echo(f"{key:<20} {entry.name:<42} {label}")
     if bad:
         typer.echo(f"qamar: {bad} file(s) do not match their registered SHA-256; reinstall or delete them.", err=True)
         raise typer.Exit(code=1)
