@@ -21,16 +21,6 @@ MATRIX_TOL = 5e-12
 
 
 @pytest.fixture(scope="module")
-def spice_kernels():
-    kernels = [str(data.path(k)) for k in ("leapseconds", "de440s", "moon_pa_de440", "moon_frames_de440")]
-    for k in kernels:
-        spice.furnsh(k)
-    yield
-    for k in kernels:
-        spice.unload(k)
-
-
-@pytest.fixture(scope="module")
 def epochs():
     """1990-2040 random TDB epochs plus Moon-record boundaries (4-day records of de440s)."""
     rng = np.random.default_rng(7)

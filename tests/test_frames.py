@@ -18,17 +18,6 @@ from qamar.time import utc_to_tdb_s
 MATRIX_TOL = 5e-12  # float64 spacing of the ~6e3 rad lunar rotation angle psi is 9e-13 rad
 
 
-@pytest.fixture(scope="module")
-def spice_kernels():
-    kernels = [str(data.path(k)) for k in ("leapseconds", "de440s", "moon_pa_de440", "moon_frames_de440",
-                                           "pck00011")]
-    for k in kernels:
-        spice.furnsh(k)
-    yield
-    for k in kernels:
-        spice.unload(k)
-
-
 def _separation_deg(lat1, lon1, lat2, lon2):
     u1 = frames.body_vector_from_lat_lon(lat1, lon1, 1.0)
     u2 = frames.body_vector_from_lat_lon(lat2, lon2, 1.0)

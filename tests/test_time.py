@@ -20,14 +20,6 @@ LEAP_DAYS = ["1990-12-31", "1992-06-30", "1993-06-30", "1994-06-30", "1995-12-31
              "1998-12-31", "2005-12-31", "2008-12-31", "2012-06-30", "2015-06-30", "2016-12-31"]
 
 
-@pytest.fixture(scope="module")
-def spice_lsk():
-    lsk = str(data.path("leapseconds"))
-    spice.furnsh(lsk)
-    yield
-    spice.unload(lsk)
-
-
 def _random_utc(n: int, seed: int) -> list[str]:
     """Random UTC strings 1990-2040 with microsecond fractions."""
     rng = np.random.default_rng(seed)
@@ -46,7 +38,7 @@ def _around_leap_seconds() -> list[str]:
     return out
 
 
-def test_utc_to_tdb_matches_spice_str2et(spice_lsk):
+def test_utc_to_tdb_matches_spice_str2et(spice_kernels):
     utc = _random_utc(3000, seed=2) + _around_leap_seconds()
     ours = qtime.utc_to_tdb_s(utc)
     theirs = np.array([spice.str2et(s) for s in utc])
@@ -54,7 +46,7 @@ def test_utc_to_tdb_matches_spice_str2et(spice_lsk):
     assert np.max(np.abs(ours - theirs)) < MICROSECOND
 
 
-def test_tdb_to_utc_matches_spice_et2utc(spice_lsk):
+def test_tdb_to_utc_matches_spice_et2utc(spice_kernels):
     utc = _random_utc(1000, seed=3)
     et = np.array([spice.str2et(s) for s in utc])
     for digits in (0, 3, 6):
@@ -66,7 +58,7 @@ def test_tdb_to_utc_matches_spice_et2utc(spice_lsk):
         assert all(len(a) == len(b) for a, b in zip(ours, theirs))
 
 
-def test_leap_seconds_print_as_second_60(spice_lsk):
+def test_leap_seconds_print_as_second_60(spice_kernels):
     utc = _around_leap_seconds()
     et = np.array([spice.str2et(s) for s in utc])
     ours = qtime.tdb_s_to_utc(et, 6)
@@ -86,7 +78,7 @@ def test_round_trip_through_tdb():
     assert utc6 == expected
 
 
-def test_scale_offsets_match_spice_unitim(spice_lsk):
+def test_scale_offsets_match_spice_unitim(spice_kernels):
     et = np.linspace(-3.2e8, 1.27e9, 500)
     tt = qtime.tdb_s_to_tt_s(et)
     tai = qtime.tt_s_to_tai_s(tt)

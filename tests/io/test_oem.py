@@ -17,12 +17,7 @@ from qamar.orbit.trajectory import Trajectory
 spice = pytest.importorskip("spiceypy")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def leapseconds():
-    kernel = str(data.path("leapseconds"))
-    spice.furnsh(kernel)
-    yield
-    spice.unload(kernel)
+pytestmark = pytest.mark.usefixtures("spice_kernels")
 
 
 def _segment(name, t0, n, seed, **kwargs):

@@ -227,24 +227,14 @@ def test_cartesian_to_keplerian_rejects_radial_state():
         cartesian_to_keplerian([2000.0, 0.0, 0.0], [1.0, 0.0, 0.0], GM_MOON_DE440_KM3_S2)
 
 
-def test_moon_pa_elements_refer_to_the_lunar_equator_at_epoch():
+def test_moon_pa_elements_refer_to_the_lunar_equator_at_epoch(spice_kernels):
     # Independent reference: SPICE's MOON_PA_DE440 orientation (NAIF moon_pa_de440_200625.bpc
     # with moon_de440_220930.tf). Rotating the returned ICRF state into PA at the epoch must give
     # back the elements that were asked for.
-    spice = pytest.importorskip("spiceypy")
-    from qamar import data
-
-    kernels = [str(data.path(k)) for k in ("moon_pa_de440", "moon_frames_de440")]
-    for kernel in kernels:
-        spice.furnsh(kernel)
-    try:
-        t_tdb_s = 768_428_109.185_372  # 2024-05-08T08:14:00Z
-        r, v = state_from_apsides(200.0, 8600.0, 137.0, 25.0, 300.0, 40.0, GM_MOON_DE440_KM3_S2,
-                                  frame="moon-pa", t_tdb_s=t_tdb_s)
-        icrf_to_pa = np.array(spice.pxform("J2000", "MOON_PA_DE440", t_tdb_s))
-    finally:
-        for kernel in kernels:
-            spice.unload(kernel)
+    t_tdb_s = 768_428_109.185_372  # 2024-05-08T08:14:00Z
+    r, v = state_from_apsides(200.0, 8600.0, 137.0, 25.0, 300.0, 40.0, GM_MOON_DE440_KM3_S2,
+                              frame="moon-pa", t_tdb_s=t_tdb_s)
+    icrf_to_pa = np.array(spice_kernels.pxform("J2000", "MOON_PA_DE440", t_tdb_s))
     el = cartesian_to_keplerian(icrf_to_pa @ r, icrf_to_pa @ v, GM_MOON_DE440_KM3_S2)
     assert el.a_km == pytest.approx(MOON_RADIUS_KM + 4400.0, rel=1e-13)
     for got, want in ((el.inc_deg, 137.0), (el.raan_deg, 25.0), (el.argp_deg, 300.0), (el.ta_deg, 40.0)):

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import spiceypy
 
-from qamar import data
 from qamar.constants import AU_KM, EARTH_EQUATORIAL_RADIUS_KM, MOON_RADIUS_KM, SUN_RADIUS_KM
 from qamar.ephemeris import Ephemeris
 from qamar.errors import ModelConfigError
@@ -24,16 +23,6 @@ from qamar.orbit.gravity import acceleration_pa_km_s2, load_field
 
 ET = 768_400_000.0  # TDB seconds past J2000 (2024-05-08), SPICE's ephemeris time
 GM_SUN, GM_EARTH = 1.3271244004127942e11, 3.9860043550702266e05  # gm_de440.tpc
-
-
-@pytest.fixture(scope="module")
-def spice():
-    kernels = [str(data.path(k)) for k in ("de440s", "moon_pa_de440", "moon_frames_de440")]
-    for k in kernels:
-        spiceypy.furnsh(k)
-    yield
-    for k in kernels:
-        spiceypy.unload(k)
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +42,7 @@ def _third_body_decimal(r, s, gm):
     return np.array([float(g * (di / nd**3 - si / ns**3)) for di, si in zip(d, s)])
 
 
-def test_third_body_term_keeps_its_digits(spice):
+def test_third_body_term_keeps_its_digits(spice_kernels):
     """Battin's f(q) form against the direct minus indirect term in 50-digit arithmetic."""
     r_sc = np.array([1200.0, -1500.0, 700.0])
     for body, gm in (("SUN", GM_SUN), ("EARTH", GM_EARTH)):
@@ -63,7 +52,7 @@ def test_third_body_term_keeps_its_digits(spice):
         assert np.linalg.norm(got - exact) < 1e-13 * np.linalg.norm(exact), body
 
 
-def test_derivatives_assemble_gravity_and_third_bodies_like_spice(spice, field):
+def test_derivatives_assemble_gravity_and_third_bodies_like_spice(spice_kernels, field):
     """Gravity rotated through SPICE's MOON_PA_DE440 frame, plus Earth and Sun from SPICE."""
     forces = ForceModel(field, 20, third_bodies=("earth", "sun"), srp=False)
     fkdata = forces.kernel_data(Ephemeris.default(), ET, ET + 3600.0)
@@ -78,7 +67,7 @@ def test_derivatives_assemble_gravity_and_third_bodies_like_spice(spice, field):
     np.testing.assert_allclose(got[3:], expected, rtol=0, atol=1e-12 * np.linalg.norm(expected))
 
 
-def test_srp_pressure_matches_the_textbook_value(spice, field):
+def test_srp_pressure_matches_the_textbook_value(spice_kernels, field):
     """Montenbruck & Gill (2000), sec. 3.4: P = 4.56e-6 N/m^2 at 1 AU (from 1367 W/m^2); qamar
     uses 1360.8 W/m^2 (Kopp & Lean 2011), so the textbook value scales by 1360.8/1367."""
     forces = ForceModel(field, 0, third_bodies=(), srp=True, mass_kg=7.0, area_m2=0.06, cr=1.3)
@@ -128,7 +117,7 @@ def _place(r_sun, sep_deg, r_km=MOON_RADIUS_KM + 100.0):
     return r_km * (np.cos(psi) * s + np.sin(psi) * n)
 
 
-def test_visible_fraction_full_sun_umbra_and_half_disc(spice):
+def test_visible_fraction_full_sun_umbra_and_half_disc(spice_kernels):
     r_sun = np.array(spiceypy.spkpos("SUN", ET, "J2000", "NONE", "MOON")[0])
     r_earth = np.array(spiceypy.spkpos("EARTH", ET, "J2000", "NONE", "MOON")[0])
     a_deg = np.degrees(SUN_RADIUS_KM / np.linalg.norm(r_sun))
@@ -158,7 +147,7 @@ def test_earth_shadow_is_total_on_the_sun_earth_line():
     assert sun_visible_fraction(r_sc, r_sun, r_earth) == pytest.approx(expected, abs=3e-3)
 
 
-def test_shadow_functions_change_sign_where_the_fraction_leaves_0_and_1(spice):
+def test_shadow_functions_change_sign_where_the_fraction_leaves_0_and_1(spice_kernels):
     r_sun = np.array(spiceypy.spkpos("SUN", ET, "J2000", "NONE", "MOON")[0])
     r_earth = np.array(spiceypy.spkpos("EARTH", ET, "J2000", "NONE", "MOON")[0])
     a_deg = np.degrees(SUN_RADIUS_KM / np.linalg.norm(r_sun))

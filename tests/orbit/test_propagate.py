@@ -3,10 +3,8 @@ a lunar night, and the error cases of issue 2."""
 
 import numpy as np
 import pytest
-import spiceypy
 from scipy.optimize import brentq
 
-from qamar import data
 from qamar.constants import MOON_RADIUS_KM, SUN_RADIUS_KM
 from qamar.ephemeris import Ephemeris
 from qamar.errors import EpochOutOfRangeError, InvalidOrbitError
@@ -129,7 +127,7 @@ def test_100_km_polar_orbit_has_lunar_prospectors_period():
     assert 117.8 < nodal_period_min < 117.9
 
 
-def test_100_km_orbit_with_the_sun_in_its_plane_spends_46_5_min_per_orbit_in_umbra():
+def test_100_km_orbit_with_the_sun_in_its_plane_spends_46_5_min_per_orbit_in_umbra(spice_kernels):
     """Issue 2: about 46.5 min of umbra per orbit. Geometry: the Moon's umbra is entered when the
     angle between the spacecraft and the anti-Sun direction falls below asin(R/r) - alpha_sun
     (Moon's apparent radius minus the Sun's), so the umbra arc is 2 (asin(R/r) - alpha_sun),
@@ -138,11 +136,7 @@ def test_100_km_orbit_with_the_sun_in_its_plane_spends_46_5_min_per_orbit_in_umb
     estimate 2 asin(R/r) / n is 46.47 min. The penumbra lasts 2 alpha_sun / (n - w), 10.4 s."""
     field = load_field("grgm1200a", 0)
     forces = ForceModel(field, 0, third_bodies=(), srp=False)
-    spiceypy.furnsh(str(data.path("de440s")))
-    try:
-        sun = np.array(spiceypy.spkezr("SUN", T0_TDB_S, "J2000", "NONE", "MOON")[0])
-    finally:
-        spiceypy.unload(str(data.path("de440s")))
+    sun = np.array(spice_kernels.spkezr("SUN", T0_TDB_S, "J2000", "NONE", "MOON")[0])
     r_km = MOON_RADIUS_KM + 100.0
     s_hat = sun[:3] / np.linalg.norm(sun[:3])
     w_vec = np.cross(sun[:3], sun[3:]) / (sun[:3] @ sun[:3])  # apparent angular velocity of the Sun

@@ -23,14 +23,7 @@ spice = pytest.importorskip("spiceypy")
 T0_TDB_S = 768_428_109.185_372  # 2024-05-08T08:14:00Z, the iCube-Q release (mission-brief.md)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def kernels():
-    paths = [str(data.path(k)) for k in ("leapseconds", "moon_pa_de440", "moon_frames_de440")]
-    for p in paths:
-        spice.furnsh(p)
-    yield
-    for p in paths:
-        spice.unload(p)
+pytestmark = pytest.mark.usefixtures("spice_kernels")
 
 
 def kepler_states(t_tdb_s, peri_alt_km=200.0, apo_alt_km=8600.0, inc_deg=80.0, raan_deg=30.0, argp_deg=250.0):
