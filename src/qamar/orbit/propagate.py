@@ -5,6 +5,11 @@ records every accepted step with its 7th-order interpolant, locates events after
 stops at impact. The loop runs compiled in chunks of about one simulated day; between chunks
 Python advances a progress bar. The integrator state (time, state, derivative, next step size,
 event-function signs) carries over exactly, so chunking does not change the result.
+
+With ``keep_dense=False`` the interpolant of each step is still built (events are located on
+it) but overwritten by the next one, so memory grows with the number of events, not of steps:
+a 3-year run at 100 km (about 1e6 steps) would otherwise keep 0.4 GB of polynomials. The steps
+taken, the states and the events are identical in both modes.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ _CHUNK_STEPS = 20000
 _RUNNING, _DONE, _IMPACT, _FAILED = range(4)
 # Carry-over array: seconds since t0, next step size.
 _TAU, _H = range(2)
+_PERIAPSIS = ev.EVENT_KINDS.index("periapsis")
 
 
 @dataclass
@@ -39,14 +45,15 @@ class PropagationResult:
 
     ``t_tdb_s`` (n,): TDB seconds of the accepted steps, from the start epoch to the end (or the
     impact); ``states_icrf`` (n, 6): Moon-centred ICRF states there (km, km/s); ``dense``: the
-    continuous trajectory; ``events``: located events in time order; ``impact``: the impact
+    continuous trajectory. Without dense output (``keep_dense=False``) ``dense`` is None and
+    ``t_tdb_s``/``states_icrf`` hold only the start and the end (n = 2); ``events``: located events in time order; ``impact``: the impact
     event or None; ``steps``/``evaluations``/``rejected``: accepted steps, force evaluations and
     rejected attempts; ``wall_s``: wall-clock seconds of the whole call.
     """
 
     t_tdb_s: np.ndarray
     states_icrf: np.ndarray
-    dense: dop.DenseOutput
+    dense: dop.DenseOutput | None
     events: list[ev.Event]
     impact: ev.Event | None
     steps: int
@@ -57,14 +64,54 @@ class PropagationResult:
 
 
 @njit(cache=True, fastmath=False, nogil=True)
+def grazing_impact(coef, h, found, theta, code, func):
+    """Turn a periapsis below the surface inside a step into the impact that precedes it.
+
+    The event finder compares the altitude only at the ends of a step, so a pass that dips
+    below the impact sphere and climbs out again within one step (at 100 km, steps last
+    minutes) would be reported as a periapsis under the surface instead of an impact. Given
+    the ``found`` events of the step (fractions ``theta`` in time order, kind ``code``, function
+    ``func``; ``coef`` the step's interpolant, ``h`` its length in s), the first such periapsis
+    is replaced by the first crossing of the surface before it, found by bisection of the
+    altitude to EVENT_TOL_S (the epoch reported is the first probe below the surface), and the
+    events after it are dropped. Returns the number of events kept.
+    """
+    for i in range(found):
+        if code[i] != _PERIAPSIS:
+            continue
+        s = dop.dense_state(coef, theta[i])
+        if s[0] * s[0] + s[1] * s[1] + s[2] * s[2] >= MOON_RADIUS_KM * MOON_RADIUS_KM:
+            continue
+        lo, hi = 0.0, theta[i]  # above the surface at the start of the step, below at the periapsis
+        while (hi - lo) * h > ev.EVENT_TOL_S:
+            mid = 0.5 * (lo + hi)
+            s = dop.dense_state(coef, mid)
+            if s[0] * s[0] + s[1] * s[1] + s[2] * s[2] < MOON_RADIUS_KM * MOON_RADIUS_KM:
+                hi = mid
+            else:
+                lo = mid
+        k = 0
+        while k < i and theta[k] < hi:
+            k += 1
+        theta[k] = hi
+        code[k] = ev.IMPACT
+        func[k] = 0
+        return k + 1
+    return found
+
+
+@njit(cache=True, fastmath=False, nogil=True)
 def _advance(
     t0_tdb_s, y, k, carry, ctrl, tau_chunk_end, tau_final, rtol, atol, hmax, fkdata, thresholds_km, g_prev,
-    rec_tau, rec_h, rec_coef, ev_code, ev_tau, ev_state, ev_func,
+    max_steps, rec_tau, rec_h, rec_coef, ev_code, ev_tau, ev_state, ev_func,
 ):
-    """Step from carry[_TAU] until tau_chunk_end, tau_final, an impact or full record buffers.
+    """Step from carry[_TAU] until tau_chunk_end, tau_final, an impact, max_steps or full event buffers.
 
-    Updates y, k[0], carry, ctrl and g_prev in place; returns (status, steps, events) recorded.
+    Step records go to row n of rec_tau, rec_h, rec_coef when they have max_steps rows, else to
+    row 0 (no dense output kept). Updates y, k[0], carry, ctrl and g_prev in place; returns
+    (status, steps taken, events recorded).
     """
+    keep = rec_tau.size >= max_steps
     n_g = g_prev.size
     y1 = np.empty(6)
     g_new = np.empty(n_g)
@@ -77,20 +124,22 @@ def _advance(
         tau = carry[_TAU]
         if tau >= tau_final:
             return _DONE, n, ne
-        if tau >= tau_chunk_end or n == rec_tau.size or ne + n_g > ev_code.size:
+        if tau >= tau_chunk_end or n == max_steps or ne + n_g > ev_code.size:
             return _RUNNING, n, ne
         h, h_next = dop.take_step(t0_tdb_s, tau, y, carry[_H], tau_final, rtol, atol, hmax, fkdata, k, y1, ctrl)
         if ctrl[dop.CTRL_STATUS] != dop.STATUS_OK:
             return _FAILED, n, ne
-        dop.dense_coefficients(t0_tdb_s, tau, y, y1, h, k, fkdata, rec_coef[n])
+        row = n if keep else 0
+        coef = rec_coef[row]
+        dop.dense_coefficients(t0_tdb_s, tau, y, y1, h, k, fkdata, coef)
         ctrl[dop.CTRL_EVALS] += dop.N_DENSE_STAGES
-        rec_tau[n] = tau
-        rec_h[n] = h
+        rec_tau[row] = tau
+        rec_h[row] = h
         n += 1
         tau_new = tau_final if h == tau_final - tau else tau + h
         ev.event_values(t0_tdb_s + tau_new, y1, fkdata, thresholds_km, g_new)
-        coef = rec_coef[n - 1]
         found = ev.locate_events(t0_tdb_s, tau, h, coef, g_prev, g_new, fkdata, thresholds_km, theta, code, func)
+        found = grazing_impact(coef, h, found, theta, code, func)
         for i in range(found):
             ev_code[ne] = code[i]
             ev_tau[ne] = tau + theta[i] * h
@@ -148,6 +197,7 @@ def propagate(
     progress: bool = True,
     max_steps: int = 10_000_000,
     ephemeris: Ephemeris | None = None,
+    keep_dense: bool = True,
 ) -> PropagationResult:
     """Propagate a Moon-centred ICRF state (km, km/s) from TDB seconds ``t0_tdb_s`` for ``duration_s``.
 
@@ -155,7 +205,9 @@ def propagate(
     numbers in km and km/s; default ``rtol`` times 1737.4 km and 1.68 km/s). Events: impact
     (terminal), periapsis, apoapsis, umbra and penumbra entry/exit, and crossings of each
     altitude in ``altitude_thresholds_km`` (over the 1737.4 km sphere). ``progress`` shows a bar
-    on stderr. ``ephemeris`` defaults to Ephemeris.default().
+    on stderr. ``ephemeris`` defaults to Ephemeris.default(). ``keep_dense=False`` keeps no
+    dense output and no step states (memory O(events), for long runs such as lifetimes): the
+    result's ``dense`` is None and its samples are the start and end states only.
 
     Raises InvalidOrbitError if the state is at or below the surface or its osculating
     periapsis is; EpochOutOfRangeError if the span is outside the ephemeris; QamarError for a
@@ -211,19 +263,21 @@ def propagate(
                     f"Propagation needed more than max_steps={max_steps} steps before "
                     f"{carry[_TAU] / SECONDS_PER_DAY:.2f} days; raise max_steps or loosen rtol."
                 )
-            rec_tau, rec_h, rec_coef = np.empty(cap), np.empty(cap), np.empty((cap, dop.N_DENSE, 6))
+            rows = cap if keep_dense else 1
+            rec_tau, rec_h, rec_coef = np.empty(rows), np.empty(rows), np.empty((rows, dop.N_DENSE, 6))
             cap_ev = 4 * cap + n_g
             ev_code, ev_tau = np.empty(cap_ev, dtype=np.int64), np.empty(cap_ev)
             ev_state, ev_func = np.empty((cap_ev, 6)), np.empty(cap_ev, dtype=np.int64)
             tau_before = carry[_TAU]
             status, n, ne = _advance(
                 t0, y, k, carry, ctrl, tau_before + _CHUNK_S, duration_s, rtol, atol_v, duration_s, fkdata,
-                thresholds_km, g_prev, rec_tau, rec_h, rec_coef, ev_code, ev_tau, ev_state, ev_func,
+                thresholds_km, g_prev, cap, rec_tau, rec_h, rec_coef, ev_code, ev_tau, ev_state, ev_func,
             )
             steps += n
-            steps_tau.append(rec_tau[:n])
-            steps_h.append(rec_h[:n])
-            steps_coef.append(rec_coef[:n])
+            if keep_dense:
+                steps_tau.append(rec_tau[:n])
+                steps_h.append(rec_h[:n])
+                steps_coef.append(rec_coef[:n])
             ev_parts.append((ev_code[:ne], ev_tau[:ne], ev_state[:ne], ev_func[:ne]))
             bar.update(round((carry[_TAU] - tau_before) / SECONDS_PER_DAY, 3))
     if status == _FAILED:
@@ -231,16 +285,21 @@ def propagate(
             f"The step size underflowed {carry[_TAU] / SECONDS_PER_DAY:.3f} days after the start; "
             "the orbit probably passes through the Moon's centre or the tolerance is too tight."
         )
-    tau_start = np.concatenate(steps_tau)
-    coef = np.concatenate(steps_coef)
     tau_end = float(carry[_TAU])
     codes, ev_tau_all, ev_states, funcs = (np.concatenate(p) for p in zip(*ev_parts))
     events = ev.events_from_records(t0, codes, ev_tau_all, ev_states, funcs, thresholds_km)
     impact = events[-1] if status == _IMPACT else None
-    dense = dop.DenseOutput(t0, tau_start, np.concatenate(steps_h), coef, tau_end)
+    if keep_dense:
+        tau_start = np.concatenate(steps_tau)
+        coef = np.concatenate(steps_coef)
+        dense = dop.DenseOutput(t0, tau_start, np.concatenate(steps_h), coef, tau_end)
+        t_tdb_s, states = t0 + np.append(tau_start, tau_end), np.vstack([coef[:, 0, :], y[None, :]])
+    else:
+        dense = None
+        t_tdb_s, states = np.array([t0, t0 + tau_end]), np.vstack([y0, y])
     return PropagationResult(
-        t_tdb_s=t0 + np.append(tau_start, tau_end),
-        states_icrf=np.vstack([coef[:, 0, :], y[None, :]]),
+        t_tdb_s=t_tdb_s,
+        states_icrf=states,
         dense=dense,
         events=events,
         impact=impact,
