@@ -158,7 +158,7 @@ def _advance(
 
 
 @njit(cache=True, fastmath=False, nogil=True)
-def _start(t0_tdb_s, y0, rtol, atol, hmax, fkdata, thresholds_km, g0):
+def start_values(t0_tdb_s, y0, rtol, atol, hmax, fkdata, thresholds_km, g0):
     """f(t0, y0), the first step size, and the event functions at t0 (into g0)."""
     f0 = derivatives(t0_tdb_s, y0, fkdata)
     h0 = dop.initial_step(t0_tdb_s, y0, f0, rtol, atol, hmax, fkdata)
@@ -174,7 +174,39 @@ def _periapsis_radius_km(state: np.ndarray, gm_km3_s2: float) -> float:
     return float(h @ h / gm_km3_s2 / (1.0 + np.linalg.norm(e_vec)))
 
 
-def _atol_vector(atol: float | Sequence[float] | None, rtol: float) -> np.ndarray:
+def check_settings(duration_s: float, rtol: float) -> None:
+    """Raise QamarError unless the duration (s) is positive and finite and 0 < rtol < 1e-3."""
+    if not (duration_s > 0 and np.isfinite(duration_s)):
+        raise QamarError(f"duration_s={duration_s} must be a positive number of seconds.")
+    if not (0 < rtol < 1e-3):
+        raise QamarError(f"rtol={rtol} must lie in (0, 1e-3); 1e-12 is a good default for orbits.")
+
+
+def checked_initial_state(state0_icrf: np.ndarray, gm_km3_s2: float) -> np.ndarray:
+    """The initial state as a float (6,) array (km, km/s).
+
+    Raises InvalidOrbitError if it is not finite, or it or its osculating periapsis is at or
+    below the 1737.4 km sphere.
+    """
+    y0 = np.array(state0_icrf, dtype=float).reshape(6)
+    if not np.all(np.isfinite(y0)):
+        raise InvalidOrbitError("The initial state has non-finite values; give km and km/s.")
+    alt0_km = float(np.linalg.norm(y0[:3])) - MOON_RADIUS_KM
+    if alt0_km <= 0:
+        raise InvalidOrbitError(
+            f"The initial position is {-alt0_km:.3f} km below the lunar surface (radius {MOON_RADIUS_KM} km); "
+            "raise the orbit."
+        )
+    peri_alt_km = _periapsis_radius_km(y0, gm_km3_s2) - MOON_RADIUS_KM
+    if peri_alt_km <= 0:
+        raise InvalidOrbitError(
+            f"The osculating periapsis is {-peri_alt_km:.3f} km below the lunar surface; raise the periapsis."
+        )
+    return y0
+
+
+def atol_vector(atol: float | Sequence[float] | None, rtol: float) -> np.ndarray:
+    """Absolute tolerances (6,) in km and km/s; raises QamarError unless they are positive."""
     if atol is None:
         # Scale positions by the lunar radius and velocities by the circular speed at the
         # surface (1.68 km/s): the same relative accuracy on both.
@@ -214,32 +246,16 @@ def propagate(
     non-positive duration or tolerance, or when max_steps or the step size run out.
     """
     wall0 = time.perf_counter()
-    y0 = np.array(state0_icrf, dtype=float).reshape(6)
-    if not (duration_s > 0 and np.isfinite(duration_s)):
-        raise QamarError(f"duration_s={duration_s} must be a positive number of seconds.")
-    if not (0 < rtol < 1e-3):
-        raise QamarError(f"rtol={rtol} must lie in (0, 1e-3); 1e-12 is a good default for orbits.")
-    if not np.all(np.isfinite(y0)):
-        raise InvalidOrbitError("The initial state has non-finite values; give km and km/s.")
-    alt0_km = float(np.linalg.norm(y0[:3])) - MOON_RADIUS_KM
-    if alt0_km <= 0:
-        raise InvalidOrbitError(
-            f"The initial position is {-alt0_km:.3f} km below the lunar surface (radius {MOON_RADIUS_KM} km); "
-            "raise the orbit."
-        )
-    peri_alt_km = _periapsis_radius_km(y0, forces.field.gm_km3_s2) - MOON_RADIUS_KM
-    if peri_alt_km <= 0:
-        raise InvalidOrbitError(
-            f"The osculating periapsis is {-peri_alt_km:.3f} km below the lunar surface; raise the periapsis."
-        )
+    check_settings(duration_s, rtol)
+    y0 = checked_initial_state(state0_icrf, forces.field.gm_km3_s2)
     thresholds_km = np.array(altitude_thresholds_km, dtype=float).reshape(-1)
-    atol_v = _atol_vector(atol, rtol)
+    atol_v = atol_vector(atol, rtol)
     ephemeris = ephemeris or Ephemeris.default()
     fkdata = forces.kernel_data(ephemeris, t0_tdb_s, t0_tdb_s + duration_s)
 
     t0 = float(t0_tdb_s)
     g_prev = np.empty(ev.N_FIXED + thresholds_km.size)
-    f0, h0 = _start(t0, y0, rtol, atol_v, duration_s, fkdata, thresholds_km, g_prev)
+    f0, h0 = start_values(t0, y0, rtol, atol_v, duration_s, fkdata, thresholds_km, g_prev)
     y = y0.copy()
     k = np.empty((16, 6))
     k[0] = f0
