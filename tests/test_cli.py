@@ -60,3 +60,9 @@ def test_point_mass_propagation_writes_oem_and_summary(tmp_path):
     assert doc["impact_utc"] is None
     assert abs(doc["min_alt_km"] - 200.0) < 1e-3  # starts at periapsis of a Kepler orbit
     assert out.read_text().startswith("CCSDS_OEM_VERS")
+
+
+def test_output_into_a_missing_folder(tmp_path):
+    result = runner.invoke(app, PROPAGATE + ["--out", str(tmp_path / "no" / "such" / "t.oem")])
+    assert result.exit_code == 2, result.output
+    assert "No such file or directory" in result.output and "Traceback" not in result.output

@@ -30,6 +30,8 @@ def user_errors(command: Callable) -> Callable:
             first = exc.errors()[0]
             field = ".".join(str(p) for p in first["loc"])
             fail(f"{field}: {first['msg'].removeprefix('Value error, ')}".lstrip(": "))
+        except OSError as exc:  # an output folder that does not exist, a read-only disk...
+            fail(f"{exc.strerror or exc}: {exc.filename}; check the path and its permissions")
 
     return wrapper
 
