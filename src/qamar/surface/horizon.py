@@ -1,0 +1,402 @@
+"""Horizon maps: the elevation of the true horizon at every pixel of a lunar DEM.
+
+For every pixel and each of ``n_az`` azimuths the horizon elevation is the largest elevation
+angle, seen from the observer (``observer_height_m`` above the ground), of the terrain along
+the great circle leaving the pixel in that azimuth, out to ``max_distance_km``. The geometry
+is exact on the sphere: a terrain point at arc angle theta and height h is
+(R + h)(cos(theta) u + sin(theta) t) in ME, with u the pixel's up vector and t the unit
+tangent of the azimuth, so its elevation is
+
+    tan(e) = ((R + h) cos(theta) - (R + h0)) / ((R + h) sin(theta)),
+
+which contains the Moon's curvature without any flat-body correction (GRASS r.horizon
+instead drops d^2/2R with Earth's radius).
+
+Azimuths are measured clockwise from LOCAL TRUE NORTH at each pixel (the direction of
+increasing latitude along the pixel's meridian); east is 90 deg. At a pixel exactly on a pole
+north is taken along the lon-0 meridian, i.e. the frame of ``enu_basis(-90, 0)``: on a south
+polar stereographic map azimuth 0 points to map +y (lon 0) and azimuth 90 to map +x (lon 90 E).
+
+Sampling (the stated error). Samples lie at arc distances d_1 = s0, d_{k+1} = d_k +
+max(s0, f * d_k) with s0 the fine pixel size and f = ``step_fraction`` (default 1/128): one
+pixel steps out to s0/f (30.7 km for 240 m pixels), then steps of f * d, so the angular step
+seen from the pixel stays below f rad (0.45 deg) and ~500 samples cover 150 km at 240 m.
+Heights are bilinear between pixel centres. A ridge between two samples is seen lower by at
+most (its slope) x step / 2 in height, i.e. slope x f / 2 radians in elevation (0.04 deg
+for a 10 deg slope); a feature narrower than the step (f * d) can be missed. Pass
+``step_fraction=0`` for one-pixel steps everywhere (exact up to bilinear interpolation).
+
+Distant terrain. The fine DEM is used out to ``fine_distance_km`` (default: all of its
+extent); beyond it a coarse copy of the fine DEM (block means of ``coarse_factor`` pixels),
+and beyond the fine DEM's extent an optional coarse ``far_dem`` in the same CRS. Outside all
+DEMs no terrain is seen: a ray that leaves the data early gives a lower bound, and a ray with
+no sample at all gives -90 deg (as GRASS does at edges).
+
+Storage: int16 centi-degrees (0.01 deg, rounding error <= 0.005 deg), -32768 for no data.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import rasterio
+from affine import Affine
+from numba import njit, prange
+from rasterio.crs import CRS
+from rasterio.windows import Window
+from tqdm import tqdm
+
+from qamar.errors import DataFormatError, ModelConfigError
+from qamar.surface.terrain import Dem, map_to_unit, unit_to_map
+
+NODATA_CDEG = -32768
+_TAG_PREFIX = "QAMAR_HORIZON_"
+_AZIMUTH_CONVENTION = (
+    "band k (1-based) holds the horizon elevation in centi-degrees at azimuth (k-1)*360/N_AZIMUTHS deg, "
+    "clockwise from local true north (increasing latitude); at a pole pixel north is along the lon-0 meridian"
+)
+
+
+@dataclass(frozen=True, eq=False)
+class HorizonMap:
+    """Horizon elevations of a DEM grid.
+
+    ``elev_cdeg`` int16 (ny, nx, n_az): horizon elevation in centi-degrees, azimuth index
+    fastest, :data:`NODATA_CDEG` where the pixel has no data. ``azimuths_deg`` (n_az,) =
+    k * 360 / n_az, clockwise from local true north (see the module docstring for the pole).
+    ``transform``/``crs`` are those of the DEM grid.
+    """
+
+    elev_cdeg: np.ndarray
+    azimuths_deg: np.ndarray
+    transform: Affine
+    crs: CRS
+    observer_height_m: float
+    max_distance_km: float
+    NODATA: ClassVar[int] = NODATA_CDEG
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(ny, nx) of the grid."""
+        return self.elev_cdeg.shape[:2]
+
+    def elevation_deg(self, iy: int, ix: int, az_deg) -> np.ndarray:
+        """Horizon elevation (deg) at pixel (iy, ix), linear between azimuths; NaN for no data."""
+        row = self.elev_cdeg[iy, ix].astype(np.float64)
+        row[row == NODATA_CDEG] = np.nan
+        n = row.size
+        f = np.mod(np.asarray(az_deg, dtype=np.float64), 360.0) * n / 360.0
+        k = np.floor(f).astype(np.int64) % n
+        w = f - np.floor(f)
+        return ((1.0 - w) * row[k] + w * row[(k + 1) % n]) / 100.0
+
+
+@njit(cache=True, fastmath=False, nogil=True)
+def horizon_elevation_rad(elev_cdeg_row: np.ndarray, az_rad: float) -> float:
+    """Horizon elevation (rad) at azimuth ``az_rad`` (clockwise from north) of one pixel's
+    int16 centi-degree row, linear between azimuths; NaN if the pixel has no data."""
+    n = elev_cdeg_row.size
+    f = (az_rad / (2.0 * math.pi)) * n
+    f -= n * math.floor(f / n)
+    k = int(f)
+    if k >= n:
+        k = 0
+    w = f - k
+    a = elev_cdeg_row[k]
+    b = elev_cdeg_row[(k + 1) % n]
+    if a == NODATA_CDEG or b == NODATA_CDEG:
+        return np.nan
+    return math.radians(((1.0 - w) * a + w * b) / 100.0)
+
+
+# ---------------------------------------------------------------------------------------
+# Compiled kernel
+# ---------------------------------------------------------------------------------------
+
+
+@njit(cache=True, fastmath=False, nogil=True)
+def _bilinear(heights, lev, shapes, grids, x, y):
+    """Bilinear height at map (x, y) in level ``lev``; NaN outside the hull of its pixel centres.
+
+    ``heights`` holds every level flattened; ``shapes[lev]`` = (offset, ny, nx);
+    ``grids[lev]`` = (1/a, -c/a - 1/2, 1/e, -f/e - 1/2) so col = x/a - c/a - 1/2.
+    """
+    fc = x * grids[lev, 0] + grids[lev, 1]
+    fr = y * grids[lev, 2] + grids[lev, 3]
+    ny = shapes[lev, 1]
+    nx = shapes[lev, 2]
+    if not (fr >= 0.0 and fc >= 0.0 and fr <= ny - 1 and fc <= nx - 1):
+        return np.nan
+    i = min(int(fr), ny - 2)
+    j = min(int(fc), nx - 2)
+    wr = fr - i
+    wc = fc - j
+    k = shapes[lev, 0] + i * nx + j
+    top = heights[k] + wc * (heights[k + 1] - heights[k])
+    bot = heights[k + nx] + wc * (heights[k + nx + 1] - heights[k + nx])
+    return top + wr * (bot - top)
+
+
+def _horizon_rows_py(row0, row1, col0, col1, heights, shapes, grids, last_sample, proj, radius_m,
+                     observer_height_m, cos_az, sin_az, cot_d, inv_sin_d, cos_d, sin_d, out):
+    """Horizon of pixels [row0:row1, col0:col1] of level 0 into out[row - row0, col - col0, :]."""
+    n_lev = shapes.shape[0]
+    n_az = cos_az.size
+    n_s = cot_d.size
+    nx0 = shapes[0, 2]
+    for i in prange(row0, row1):
+        y = (i + 0.5 - grids[0, 3]) / grids[0, 2]
+        for j in range(col0, col1):
+            h_p = heights[i * nx0 + j]
+            if np.isnan(h_p):
+                out[i - row0, j - col0, :] = NODATA_CDEG
+                continue
+            x = (j + 0.5 - grids[0, 1]) / grids[0, 0]
+            ux, uy, uz = map_to_unit(x, y, proj)
+            cos_lat = math.sqrt(ux * ux + uy * uy)
+            cl, sl = (ux / cos_lat, uy / cos_lat) if cos_lat > 0.0 else (1.0, 0.0)
+            # local north and east (ME); uz is sin(lat)
+            nx_, ny_, nz_ = -uz * cl, -uz * sl, cos_lat
+            ex, ey = -sl, cl
+            r_obs = radius_m + h_p + observer_height_m
+            for k in range(n_az):
+                tx = cos_az[k] * nx_ + sin_az[k] * ex
+                ty = cos_az[k] * ny_ + sin_az[k] * ey
+                tz = cos_az[k] * nz_
+                best = -np.inf
+                lev = 0
+                for s in range(n_s):
+                    while s > last_sample[lev]:
+                        lev += 1
+                    vx = cos_d[s] * ux + sin_d[s] * tx
+                    vy = cos_d[s] * uy + sin_d[s] * ty
+                    vz = cos_d[s] * uz + sin_d[s] * tz
+                    mx, my = unit_to_map(vx, vy, vz, proj)
+                    h = _bilinear(heights, lev, shapes, grids, mx, my)
+                    lv = lev + 1
+                    while np.isnan(h) and lv < n_lev:  # outside this level: try the coarser ones
+                        h = _bilinear(heights, lv, shapes, grids, mx, my)
+                        lv += 1
+                    if np.isnan(h):
+                        continue
+                    v = cot_d[s] - r_obs * inv_sin_d[s] / (radius_m + h)
+                    if v > best:
+                        best = v
+                if best == -np.inf:
+                    out[i - row0, j - col0, k] = -9000
+                else:
+                    out[i - row0, j - col0, k] = round(math.degrees(math.atan(best)) * 100.0)
+
+
+_horizon_rows_parallel = njit(cache=True, fastmath=False, nogil=True, parallel=True)(_horizon_rows_py)
+_horizon_rows_serial = njit(cache=True, fastmath=False, nogil=True)(_horizon_rows_py)
+
+
+# ---------------------------------------------------------------------------------------
+# Python driver
+# ---------------------------------------------------------------------------------------
+
+
+def sample_distances_m(pixel_m: float, max_distance_m: float, step_fraction: float) -> np.ndarray:
+    """Arc distances (m, on the reference sphere) of the ray samples: d1 = pixel_m,
+    d_{k+1} = d_k + max(pixel_m, step_fraction * d_k), up to ``max_distance_m``."""
+    out = []
+    d = pixel_m
+    while d <= max_distance_m:
+        out.append(d)
+        d += max(pixel_m, step_fraction * d)
+    return np.array(out)
+
+
+def block_mean(elevation_m: np.ndarray, factor: int) -> np.ndarray:
+    """Means of ``factor`` x ``factor`` blocks (float32), NaN where a block has no data;
+    trailing rows/columns that do not fill a block are dropped."""
+    ny, nx = (elevation_m.shape[0] // factor) * factor, (elevation_m.shape[1] // factor) * factor
+    blocks = elevation_m[:ny, :nx].astype(np.float64).reshape(ny // factor, factor, nx // factor, factor)
+    with np.errstate(invalid="ignore"):
+        return np.nanmean(blocks, axis=(1, 3)).astype(np.float32) if np.isnan(blocks).any() else blocks.mean(axis=(1, 3)).astype(np.float32)
+
+
+def coarse_dem(dem: Dem, factor: int) -> Dem:
+    """``dem`` averaged over ``factor`` x ``factor`` blocks (see :func:`block_mean`)."""
+    t = dem.transform
+    return Dem(block_mean(dem.elevation_m, factor), Affine(t.a * factor, 0.0, t.c, 0.0, t.e * factor, t.f), dem.crs)
+
+
+def _check_same_crs(dem: Dem, other: Dem, name: str) -> None:
+    if other.projection.kind != dem.projection.kind or other.radius_m != dem.radius_m or not np.allclose(
+        other.projection.params[:8], dem.projection.params[:8]
+    ):
+        raise DataFormatError(
+            f"the {name} must be in the same CRS as the DEM ({dem.crs.to_string()}): reproject it with gdalwarp -t_srs"
+        )
+
+
+@dataclass(frozen=True)
+class _Levels:
+    """DEM levels, finest first, packed for the kernel (see :func:`_bilinear`), and the last
+    sample index each level may serve."""
+
+    heights: np.ndarray
+    shapes: np.ndarray
+    grids: np.ndarray
+    last_sample: np.ndarray
+
+
+def _levels(dem: Dem, far_dem: Dem | None, distances_m: np.ndarray, fine_distance_m: float,
+            coarse: Dem | None) -> _Levels:
+    chain = [(dem, fine_distance_m)]
+    if coarse is not None:
+        chain.append((coarse, np.inf))
+    if far_dem is not None:
+        chain.append((far_dem, np.inf))
+    heights = np.concatenate([d.elevation_m.astype(np.float32).ravel() for d, _ in chain])
+    sizes = [d.elevation_m.size for d, _ in chain]
+    shapes = np.array([[off, *d.shape] for off, (d, _) in zip(np.cumsum([0] + sizes[:-1]), chain)], dtype=np.int64)
+    grids = np.array([[1 / t.a, -t.c / t.a - 0.5, 1 / t.e, -t.f / t.e - 0.5] for t in (d.transform for d, _ in chain)])
+    last = np.array([np.searchsorted(distances_m, lim, side="right") - 1 for _, lim in chain], dtype=np.int64)
+    last[-1] = distances_m.size - 1
+    return _Levels(heights, shapes, grids, last)
+
+
+def _validate(dem: Dem, far_dem: Dem | None, n_azimuths: int, max_distance_km: float, observer_height_m: float,
+              allow_holes: bool) -> None:
+    if dem.projection.kind == "other":
+        raise DataFormatError(
+            f"horizon maps need a polar stereographic or equirectangular lunar DEM, not {dem.crs.to_string()}: "
+            "reproject it with gdalwarp -t_srs"
+        )
+    if not (n_azimuths >= 4 and max_distance_km > 0 and observer_height_m >= 0):
+        raise ModelConfigError(
+            "horizon maps need at least 4 azimuths, a positive max_distance_km and observer_height_m >= 0"
+        )
+    if far_dem is not None:
+        _check_same_crs(dem, far_dem, "far DEM")
+    if not allow_holes:
+        dem.require_complete("a horizon map (pass allow_holes=True to leave hole pixels as no data and skip "
+                             "holes along the rays, which can lower horizons)")
+        if far_dem is not None:
+            far_dem.require_complete("the far DEM of a horizon map")
+
+
+def compute_horizon(
+    dem: Dem,
+    *,
+    far_dem: Dem | None = None,
+    n_azimuths: int = 360,
+    max_distance_km: float = 150.0,
+    observer_height_m: float = 0.0,
+    progress: bool = True,
+    step_fraction: float = 1.0 / 128.0,
+    fine_distance_km: float | None = None,
+    coarse_factor: int = 8,
+    window: Window | None = None,
+    allow_holes: bool = False,
+) -> HorizonMap:
+    """Horizon map of ``dem`` (or of the pixels in ``window``), in memory, compiled and parallel.
+
+    Elevations (centi-degrees) at ``n_azimuths`` azimuths k*360/n clockwise from local north,
+    for an observer ``observer_height_m`` above each pixel, terrain out to
+    ``max_distance_km``. ``far_dem`` (same CRS) supplies terrain beyond ``dem``'s extent.
+    With ``fine_distance_km`` the fine DEM is sampled only that far and a block-mean copy
+    (``coarse_factor``) beyond. Raises DataFormatError for holes (unless ``allow_holes``),
+    an unsupported projection or a far DEM in another CRS; ModelConfigError for bad settings.
+    """
+    _validate(dem, far_dem, n_azimuths, max_distance_km, observer_height_m, allow_holes)
+    max_distance_m = max_distance_km * 1e3
+    distances_m = sample_distances_m(dem.pixel_size_m, max_distance_m, step_fraction)
+    if fine_distance_km is not None and fine_distance_km < max_distance_km:
+        fine_m, coarse = fine_distance_km * 1e3, coarse_dem(dem, coarse_factor)
+    else:
+        fine_m, coarse = np.inf, None
+    levels = _levels(dem, far_dem, distances_m, fine_m, coarse)
+    win = window if window is not None else Window(0, 0, dem.shape[1], dem.shape[0])
+    row0, col0 = int(win.row_off), int(win.col_off)
+    ny, nx = int(win.height), int(win.width)
+    out = np.empty((ny, nx, n_azimuths), dtype=np.int16)
+    az = np.arange(n_azimuths) * (2.0 * np.pi / n_azimuths)
+    theta = distances_m / dem.radius_m
+    args = (levels.heights, levels.shapes, levels.grids, levels.last_sample, dem.projection.params, dem.radius_m,
+            float(observer_height_m), np.cos(az), np.sin(az), 1.0 / np.tan(theta), 1.0 / np.sin(theta),
+            np.cos(theta), np.sin(theta))
+    block = max(1, min(ny, 2 * (os.cpu_count() or 1)))
+    with tqdm(total=ny, desc="horizon", unit="row", disable=not progress) as bar:
+        for r in range(0, ny, block):
+            r1 = min(ny, r + block)
+            _horizon_rows_parallel(row0 + r, row0 + r1, col0, col0 + nx, *args, out[r:r1])
+            bar.update(r1 - r)
+    t = dem.transform * Affine.translation(col0, row0)
+    return HorizonMap(out, np.arange(n_azimuths) * (360.0 / n_azimuths), t, dem.crs, float(observer_height_m),
+                      float(max_distance_km))
+
+
+# ---------------------------------------------------------------------------------------
+# GeoTIFF storage
+# ---------------------------------------------------------------------------------------
+
+_BLOCK_PX = 128
+
+
+def _profile(shape: tuple[int, int], n_az: int, transform: Affine, crs: CRS) -> dict:
+    """Tiled, deflate-compressed, pixel-interleaved int16 GeoTIFF with one band per azimuth.
+
+    Pixel interleaving keeps all azimuths of a pixel in one tile, so a point query or a
+    window reads only the tiles it covers, and it matches the (ny, nx, n_az) memory layout.
+    Horizontal differencing (predictor 2) exploits the similarity of neighbouring pixels.
+    """
+    return dict(driver="GTiff", width=shape[1], height=shape[0], count=n_az, dtype="int16", crs=crs,
+                transform=transform, nodata=NODATA_CDEG, tiled=True, blockxsize=_BLOCK_PX, blockysize=_BLOCK_PX,
+                compress="deflate", predictor=2, interleave="pixel", BIGTIFF="IF_SAFER")
+
+
+def _tags(n_az: int, observer_height_m: float, max_distance_km: float) -> dict:
+    return {
+        f"{_TAG_PREFIX}UNITS": "centidegrees",
+        f"{_TAG_PREFIX}AZIMUTH_CONVENTION": _AZIMUTH_CONVENTION,
+        f"{_TAG_PREFIX}N_AZIMUTHS": str(n_az),
+        f"{_TAG_PREFIX}OBSERVER_HEIGHT_M": repr(float(observer_height_m)),
+        f"{_TAG_PREFIX}MAX_DISTANCE_KM": repr(float(max_distance_km)),
+    }
+
+
+def write_horizon(hmap: HorizonMap, path: str | Path) -> Path:
+    """Write ``hmap`` as a tiled, compressed GeoTIFF (one int16 band per azimuth, tags
+    QAMAR_HORIZON_* for the convention, observer height and distance); returns the path."""
+    path = Path(path)
+    ny, nx, n_az = hmap.elev_cdeg.shape
+    with rasterio.open(path, "w", **_profile((ny, nx), n_az, hmap.transform, hmap.crs)) as dst:
+        dst.update_tags(**_tags(n_az, hmap.observer_height_m, hmap.max_distance_km))
+        for r in range(0, ny, _BLOCK_PX):
+            r1 = min(ny, r + _BLOCK_PX)
+            dst.write(np.ascontiguousarray(hmap.elev_cdeg[r:r1].transpose(2, 0, 1)), window=Window(0, r, nx, r1 - r))
+    return path
+
+
+def read_horizon(path: str | Path, window: Window | None = None) -> HorizonMap:
+    """Read a horizon map written by :func:`write_horizon` (optionally a window of it).
+
+    Raises DataFormatError if the file is missing or is not a qamar horizon map.
+    """
+    try:
+        ds = rasterio.open(path)
+    except rasterio.errors.RasterioIOError as exc:
+        raise DataFormatError(f"cannot read horizon map {path}: {exc}; compute one with `qamar surface horizon`") from exc
+    with ds:
+        tags = ds.tags()
+        if tags.get(f"{_TAG_PREFIX}N_AZIMUTHS") != str(ds.count) or ds.dtypes[0] != "int16":
+            raise DataFormatError(f"{path} is not a qamar horizon map (no QAMAR_HORIZON_* tags): compute one with "
+                                  "`qamar surface horizon`")
+        win = window if window is not None else Window(0, 0, ds.width, ds.height)
+        ny, nx = int(win.height), int(win.width)
+        elev = np.empty((ny, nx, ds.count), dtype=np.int16)
+        for r in range(0, ny, _BLOCK_PX):
+            r1 = min(ny, r + _BLOCK_PX)
+            sub = Window(win.col_off, win.row_off + r, nx, r1 - r)
+            elev[r:r1] = ds.read(window=sub).transpose(1, 2, 0)
+        return HorizonMap(elev, np.arange(ds.count) * (360.0 / ds.count), ds.window_transform(win), ds.crs,
+                          float(tags[f"{_TAG_PREFIX}OBSERVER_HEIGHT_M"]), float(tags[f"{_TAG_PREFIX}MAX_DISTANCE_KM"]))
