@@ -14,6 +14,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from qamar.comms import CommsSpec
 from qamar.errors import DataFormatError
 
 
@@ -86,6 +87,7 @@ class Scenario(_Strict):
     orbit: Orbit
     forces: Forces = Forces()
     propagation: Propagation
+    comms: CommsSpec | None = None
     assumptions: tuple[str, ...] = ()
 
 
