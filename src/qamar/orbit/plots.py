@@ -1,6 +1,8 @@
-"""Orbit plots as PNG files: altitude, periapsis/apoapsis history, ground track on a lunar map.
+"""Orbit plots as PNG files: altitude, periapsis/apoapsis history, ground track on a lunar map,
+lifetime.
 
-Each function takes a :class:`~qamar.orbit.trajectory.Trajectory` and a path, draws with
+Each function takes a :class:`~qamar.orbit.trajectory.Trajectory` (or, for
+:func:`plot_lifetime`, a :class:`~qamar.orbit.lifetime.LifetimeResult`) and a path, draws with
 matplotlib's object API on the Agg canvas (no pyplot state, no display needed) and writes the
 PNG atomically. Time axes are UTC dates; altitudes are over the 1737.4 km sphere; the ground
 track is planetocentric latitude/east longitude in MOON_ME.
@@ -15,6 +17,7 @@ from __future__ import annotations
 import functools
 import io
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from matplotlib.collections import LineCollection
@@ -22,10 +25,14 @@ from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 from matplotlib.figure import Figure
 
 from qamar import data
+from qamar.constants import SECONDS_PER_DAY
 from qamar.errors import DataNotFoundError
 from qamar.io import atomic_write
 from qamar.orbit.trajectory import Trajectory
 from qamar.time import tdb_s_to_utc
+
+if TYPE_CHECKING:
+    from qamar.orbit.lifetime import LifetimeResult
 
 MAX_POINTS = 200_000
 """Largest number of epochs a plot samples; longer spans are sampled more coarsely."""
@@ -175,4 +182,35 @@ def plot_ground_track(
     ax.grid(True, color="white" if background is not None else "0.5", alpha=0.35)
     ax.legend(loc="lower left", fontsize=8)
     ax.set_title(title or f"{_name(trajectory)}: ground track, {_span_text(trajectory)}")
+    return _save(fig, path)
+
+
+def plot_lifetime(result: LifetimeResult, path: str | Path, *, title: str | None = None) -> Path:
+    """Periapsis altitude (km, over the 1737.4 km sphere) of every pass against UTC, with the
+    impact (or the survived horizon) marked; written as a PNG.
+
+    Raises OSError if the folder is not writable.
+    """
+    fig = Figure(figsize=(10, 4.5), layout="constrained")
+    ax = fig.add_subplot()
+    if result.periapsis_t_tdb_s.size:
+        ax.plot(_utc_datetimes(result.periapsis_t_tdb_s), result.periapsis_alt_km, marker=".", ms=2, lw=0.6,
+                color="tab:blue", label="periapsis passes")
+    ax.axhline(0.0, color="0.3", lw=0.8)
+    horizon_tdb_s = result.epoch_tdb_s + result.horizon_days * SECONDS_PER_DAY
+    if result.impact_t_tdb_s is not None:
+        when = _utc_datetimes(result.impact_t_tdb_s)[0]
+        ax.axvline(when, color="red", ls="--", lw=0.8)
+        ax.plot(when, 0.0, marker="X", color="red", mec="k", ms=11, ls="none",
+                label=f"impact {result.impact_lat_deg:.1f} deg, {result.impact_lon_deg:.1f} deg E (ME)")
+        outcome = f"impact after {result.lifetime_days:.2f} days"
+    else:
+        ax.axvline(_utc_datetimes(horizon_tdb_s)[0], color="tab:green", ls="--", lw=0.8, label="horizon")
+        outcome = f"survives the {result.horizon_days:g}-day horizon"
+    ax.set_ylabel("periapsis altitude (km)")
+    ax.set_ylim(bottom=min(0.0, ax.get_ylim()[0]) - 2.0)
+    _time_axis(ax)
+    ax.legend(loc="upper right", fontsize=8)
+    start = tdb_s_to_utc(result.epoch_tdb_s, digits=0)
+    ax.set_title(title or f"Lifetime from {start}: {outcome} ({result.gravity} {result.degree}x{result.degree})")
     return _save(fig, path)
