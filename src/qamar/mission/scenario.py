@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from qamar.comms import CommsSpec
+from qamar.payload.camera import PayloadSpec
 from qamar.errors import DataFormatError
 
 
@@ -88,6 +89,7 @@ class Scenario(_Strict):
     forces: Forces = Forces()
     propagation: Propagation
     comms: CommsSpec | None = None
+    payload: PayloadSpec | None = None
     assumptions: tuple[str, ...] = ()
 
 
