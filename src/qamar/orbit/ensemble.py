@@ -1,10 +1,8 @@
-"""Ensembles: many orbits propagated in one compiled, multi-threaded call.
+"""Ensembles: many orbits propagated in one call, the compiled integrator running on several threads.
 
 :func:`propagate_ensemble` runs the DOP853 integrator of :mod:`qamar.orbit.integrate` on N
-members at once, the members spread over threads by numba's parallel loop (``prange``,
-dynamic scheduling one member at a time, so members that crash early do not leave a thread
-idle). Each member does exactly what :func:`qamar.orbit.propagate.propagate` does to its state
-(same start step, step-size control, tolerances and maximum step), so the states, impact
+members. Each member does exactly what :func:`qamar.orbit.propagate.propagate` does to its
+state (same start step, step-size control, tolerances and maximum step), so the states, impact
 epochs and periapsis passes agree with single-orbit runs to round-off; what the ensemble
 leaves out is the bookkeeping a study does not need:
 
@@ -13,9 +11,16 @@ leaves out is the bookkeeping a study does not need:
   locate the impact and the periapsis passes on it as the single-orbit propagator does;
 - no other events (shadow, apoapsis, altitude thresholds), no step records.
 
+Threads. The compiled member loop releases the GIL (``nogil``), and a pool of ``threads``
+Python threads hands members to it one at a time for each one-day chunk, so a member that
+crashes early does not leave a thread idle. (numba's own ``prange`` cannot take the force
+model's kernel data, a tuple of arrays and tuples, into a parallel region; a thread pool also
+does not depend on numba's threading layer, so it is safe to call from several threads at
+once, e.g. inside a Dask worker.)
+
 Members share the force model; ``srp_scale`` scales the solar radiation pressure of each
-member (mass, area and reflectivity dispersions enter only through Cr A / m). The loop runs in
-chunks of one simulated day with a progress bar in between.
+member (mass, area and reflectivity dispersions enter only through Cr A / m). A progress bar of
+simulated days advances between chunks.
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ from qamar.frames import icrf_to_me, lat_lon_deg
 from qamar.orbit import events as ev
 from qamar.orbit import integrate as dop
 from qamar.orbit import propagate as single
-from qamar.orbit.forces import ForceModel
+from qamar.orbit.forces import _P_SRP_K, ForceModel
 
 _CHUNK_S = SECONDS_PER_DAY
 _MAX_STEPS = 10_000_000  # per member, as propagate's default
@@ -46,7 +51,6 @@ _RUNNING, _DONE, _IMPACT, _FAILED, _TOO_MANY_STEPS = range(5)
 # Event functions tracked: altitude (impact) and r.v (periapsis), the first two of events.py.
 _N_G = 2
 _PERIAPSIS = ev.EVENT_KINDS.index("periapsis")
-_SRP_K = 5  # index of the SRP constant in the force parameters (forces.py layout)
 
 
 @dataclass(frozen=True)
@@ -164,9 +168,9 @@ def propagate_ensemble(
     ``srp_scale`` (N,): per-member factor on the SRP acceleration of ``forces`` (e.g. the
     member's (Cr A / m) over the nominal one); None means 1. ``rtol``: relative tolerance,
     absolute tolerance as :func:`~qamar.orbit.propagate.propagate`'s default. ``threads``:
-    numba threads for this call (default: numba's current setting, all cores unless
-    NUMBA_NUM_THREADS or numba.set_num_threads say otherwise). ``progress`` shows a bar of
-    simulated days on stderr.
+    threads stepping members at once (default: one per core, ``os.cpu_count()``; give 1 when
+    several such calls already run side by side, e.g. one per Dask worker thread). ``progress``
+    shows a bar of simulated days on stderr.
 
     Raises InvalidOrbitError naming the first member whose state (or osculating periapsis) is
     at or below the surface or not finite; ModelConfigError for an ``srp_scale`` of the wrong
@@ -200,23 +204,22 @@ def propagate_ensemble(
                 f"srp_scale must be {n} finite non-negative factors, one per member (shape ({n},)), "
                 f"got shape {scale.shape}."
             )
-        params[:, _SRP_K] *= scale
+        params[:, _P_SRP_K] *= scale
     t0 = float(t0_tdb_s)
     atol = single.atol_vector(None, rtol)
     no_thresholds = np.empty(0)
+    kernel_data = [(gkdata, ekdata, params[i]) for i in range(n)]
     k0 = np.empty((n, 6))
     carry = np.empty((n, 2))
     g_prev = np.empty((n, _N_G))
     for i in range(n):
-        k0[i], h0 = single.start_values(t0, y[i], rtol, atol, duration_s, (gkdata, ekdata, params[i]), no_thresholds, g_prev[i])
+        k0[i], h0 = single.start_values(t0, y[i], rtol, atol, duration_s, kernel_data[i], no_thresholds, g_prev[i])
         carry[i] = (0.0, h0)
     ctrl = np.zeros((n, dop.N_CTRL))
     status = np.full(n, _RUNNING, dtype=np.int64)
     out = np.zeros((n, 3))
     out[:, 1] = np.inf
     out[:, 2] = np.nan
-
-    kernel_data = [(gkdata, ekdata, params[i]) for i in range(n)]
 
     def advance(i: int, tau_chunk_end: float) -> None:
         status[i] = _advance_member(
@@ -234,11 +237,7 @@ def propagate_ensemble(
             tau_before = tau_chunk_end
             tau_chunk_end = min(tau_chunk_end + _CHUNK_S, duration_s)
             running = np.flatnonzero(status == _RUNNING)
-            if n_threads == 1:
-                for i in running:
-                    advance(i, tau_chunk_end)
-            else:
-                list(pool.map(advance, running, [tau_chunk_end] * running.size))
+            list(pool.map(advance, running, [tau_chunk_end] * running.size))
             bar.set_postfix_str(f"impacts {int(np.sum(status == _IMPACT))}", refresh=False)
             bar.update(round((tau_chunk_end - tau_before) / SECONDS_PER_DAY, 3))
     for code, why in ((_FAILED, "its step size underflowed"), (_TOO_MANY_STEPS, f"it needed over {_MAX_STEPS} steps")):
