@@ -25,12 +25,17 @@ import json
 import numpy as np
 import pytest
 
+from qamar.constants import MOON_RADIUS_KM
+from qamar.ephemeris import Ephemeris
 from qamar.errors import QamarError
+from qamar.orbit import events as ev
+from qamar.orbit import integrate as dop
 from qamar.orbit.elements import state_from_apsides
-from qamar.orbit.forces import ForceModel
+from qamar.orbit.forces import ForceModel, derivatives
 from qamar.orbit.gravity import load_field
 from qamar.orbit.lifetime import DEFAULT_RTOL, lifetime
 from qamar.orbit.plots import plot_lifetime
+from qamar.orbit.propagate import atol_vector, grazing_impact, propagate
 from qamar.time import utc_to_tdb_s
 
 PFS2_RELEASE_UTC = "1972-04-24T21:56:09Z"
@@ -137,6 +142,56 @@ def test_plot_lifetime_writes_pngs(tmp_path, circular_45, circular_86):
     for name, result in (("crash.png", circular_45), ("survive.png", circular_86)):
         path = plot_lifetime(result, tmp_path / name)
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_without_dense_output_the_steps_and_events_are_the_same(forces50):
+    """keep_dense=False (what lifetime runs use) keeps only the end states, and changes nothing else."""
+    t0 = utc_to_tdb_s(FROZEN_EPOCH_UTC)
+    state = _state(forces50, t0, 100.0, 100.0, 45.0, 0.0)
+    full = propagate(t0, state, 0.5 * 86400.0, forces50, rtol=DEFAULT_RTOL, progress=False)
+    lean = propagate(t0, state, 0.5 * 86400.0, forces50, rtol=DEFAULT_RTOL, progress=False, keep_dense=False)
+    assert lean.dense is None and lean.t_tdb_s.tolist() == [full.t_tdb_s[0], full.t_tdb_s[-1]]
+    np.testing.assert_array_equal(lean.states_icrf, full.states_icrf[[0, -1]])
+    assert lean.steps == full.steps and lean.evaluations == full.evaluations
+    assert [(e.kind, e.t_tdb_s) for e in lean.events] == [(e.kind, e.t_tdb_s) for e in full.events]
+
+
+def test_a_pass_under_the_surface_within_one_step_is_an_impact():
+    """A Kepler orbit whose periapsis is 1 km under the impact sphere, and one 300 s step centred
+    on the periapsis: both ends of the step are 5.7 km above ground, so only the periapsis
+    inside the step shows the dip. The impact must be the first crossing of the sphere, where
+    a (1 - e cos E) = R, at t = (E - e sin E) / n before periapsis (Kepler's equation; Vallado,
+    Fundamentals of Astrodynamics and Applications, 4th ed., sec. 2.2)."""
+    field = load_field("grgm1200a", 0)
+    gm = field.gm_km3_s2
+    r_p, r_a = MOON_RADIUS_KM - 1.0, MOON_RADIUS_KM + 2000.0
+    a, e = 0.5 * (r_p + r_a), (r_a - r_p) / (r_a + r_p)
+    n = np.sqrt(gm / a**3)
+    ecc = -0.3  # eccentric anomaly of the start, 150 s before periapsis (Newton on M = E - e sin E)
+    for _ in range(50):
+        ecc -= (ecc - e * np.sin(ecc) + n * 150.0) / (1.0 - e * np.cos(ecc))
+    radius = a * (1.0 - e * np.cos(ecc))
+    y0 = np.array([a * (np.cos(ecc) - e), a * np.sqrt(1 - e * e) * np.sin(ecc), 0.0,
+                   -a * n * np.sin(ecc) * a / radius, a * n * np.sqrt(1 - e * e) * np.cos(ecc) * a / radius, 0.0])
+    t0 = utc_to_tdb_s(FROZEN_EPOCH_UTC)
+    fkdata = ForceModel(field, 0, third_bodies=(), srp=False).kernel_data(Ephemeris.default(), t0, t0 + 300.0)
+    k = np.empty((16, 6))
+    k[0] = derivatives(t0, y0, fkdata)
+    y1, coef, ctrl = np.empty(6), np.empty((dop.N_DENSE, 6)), np.zeros(dop.N_CTRL)
+    h, _ = dop.take_step(t0, 0.0, y0, 300.0, 300.0, 1e-9, atol_vector(None, 1e-9), 300.0, fkdata, k, y1, ctrl)
+    assert h == 300.0 and min(np.linalg.norm(y0[:3]), np.linalg.norm(y1[:3])) > MOON_RADIUS_KM + 5.0
+    dop.dense_coefficients(t0, 0.0, y0, y1, h, k, fkdata, coef)
+    g0, g1, no_thresholds = np.empty(2), np.empty(2), np.empty(0)
+    ev.event_values(t0, y0, fkdata, no_thresholds, g0)
+    ev.event_values(t0 + h, y1, fkdata, no_thresholds, g1)
+    theta, code, func = np.empty(2), np.empty(2, dtype=np.int64), np.empty(2, dtype=np.int64)
+    found = ev.locate_events(t0, 0.0, h, coef, g0, g1, fkdata, no_thresholds, theta, code, func)
+    assert found == 1 and ev.EVENT_KINDS[code[0]] == "periapsis"
+    found = grazing_impact(coef, h, found, theta, code, func)
+    assert found == 1 and code[0] == ev.IMPACT
+    e_cross = -np.arccos((1.0 - MOON_RADIUS_KM / a) / e)
+    t_cross_s = 150.0 + (e_cross - e * np.sin(e_cross)) / n
+    assert theta[0] * h == pytest.approx(t_cross_s, abs=1e-3)
 
 
 def test_bad_horizon_is_rejected(forces50):

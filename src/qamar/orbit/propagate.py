@@ -45,10 +45,11 @@ class PropagationResult:
 
     ``t_tdb_s`` (n,): TDB seconds of the accepted steps, from the start epoch to the end (or the
     impact); ``states_icrf`` (n, 6): Moon-centred ICRF states there (km, km/s); ``dense``: the
-    continuous trajectory. Without dense output (``keep_dense=False``) ``dense`` is None and
-    ``t_tdb_s``/``states_icrf`` hold only the start and the end (n = 2); ``events``: located events in time order; ``impact``: the impact
-    event or None; ``steps``/``evaluations``/``rejected``: accepted steps, force evaluations and
-    rejected attempts; ``wall_s``: wall-clock seconds of the whole call.
+    continuous trajectory (without dense output, ``keep_dense=False``, ``dense`` is None and
+    ``t_tdb_s``/``states_icrf`` hold only the start and the end); ``events``: located events in
+    time order; ``impact``: the impact event or None; ``steps``/``evaluations``/``rejected``:
+    accepted steps, force evaluations and rejected attempts; ``wall_s``: wall-clock seconds of
+    the whole call.
     """
 
     t_tdb_s: np.ndarray
