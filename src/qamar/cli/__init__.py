@@ -13,6 +13,7 @@ import typer
 
 from qamar.cli.common import user_errors
 from qamar.cli.comms import comms_app
+from qamar.cli.comms import comms_app
 from qamar.cli.data import data_app
 from qamar.cli.orbit import orbit_app
 from qamar.cli.payload import payload_app
@@ -25,6 +26,7 @@ app = typer.Typer(
 )
 app.add_typer(data_app, name="data")
 app.add_typer(orbit_app, name="orbit")
+app.add_typer(comms_app, name="comms")
 app.add_typer(comms_app, name="comms")
 app.add_typer(payload_app, name="payload")
 

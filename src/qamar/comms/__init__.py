@@ -32,7 +32,7 @@ class CommsSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    stations: tuple[Station | str, ...] = tuple(STATIONS)
+    stations: tuple[Station | str, ...] = tuple(STATIONS.values())
     min_elev_deg: float = Field(default=10.0, ge=-5.0, le=90.0)
     dut1_s: float = Field(default=0.0, ge=-0.9, le=0.9)
     radio: Radio = Radio()
@@ -51,4 +51,4 @@ class CommsSpec(BaseModel):
         return resolved
 
 
-__all__ = ["CommsSpec", "DownlinkPolicy", "Radio", "STATIONS", "Station", "station"]
+__all__ = ["STATIONS", "CommsSpec", "DownlinkPolicy", "Radio", "Station", "station"]

@@ -18,6 +18,7 @@ margin at the pass's range). Times are TDB seconds past J2000 (reception time at
 from __future__ import annotations
 
 import csv
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,19 +83,26 @@ def _rank(policy: DownlinkPolicy):
     return lambda p: order.get(p.station.name.lower(), len(order))
 
 
-def schedule_downlinks(passes: Sequence[Pass], radio: Radio, policy: DownlinkPolicy = DownlinkPolicy()) -> list[Track]:
+def schedule_downlinks(passes: Sequence[Pass], radio: Radio, policy: DownlinkPolicy | None = None) -> list[Track]:
     """One-station-at-a-time downlink tracks from (possibly overlapping) passes, in time order.
 
     Priority names that match no pass are ignored. Tracks whose useful time (after setup) is
-    not longer than ``min_track_s`` are left out.
+    not longer than ``min_track_s`` are left out. ``policy`` defaults to ``DownlinkPolicy()``.
     """
+    policy = policy or DownlinkPolicy()
     rank = _rank(policy)
     boundaries = np.unique([t for p in passes for t in (p.aos_tdb_s, p.los_tdb_s)])
+    by_aos = sorted(passes, key=lambda p: p.aos_tdb_s)
     pieces: list[tuple[Pass, float, float]] = []
     current: Pass | None = None
     since = 0.0
+    visible: list[Pass] = []
+    next_pass = 0
     for t in boundaries:
-        visible = [p for p in passes if p.aos_tdb_s <= t < p.los_tdb_s]
+        while next_pass < len(by_aos) and by_aos[next_pass].aos_tdb_s <= t:
+            visible.append(by_aos[next_pass])
+            next_pass += 1
+        visible = [p for p in visible if t < p.los_tdb_s]
         if current is not None and t < current.los_tdb_s and all(rank(p) >= rank(current) for p in visible):
             continue
         if current is not None:
@@ -170,7 +178,7 @@ def capacity_curve(tracks: Sequence[Track]) -> tuple[np.ndarray, np.ndarray]:
     Flat between tracks; raises ValueError if tracks overlap (they come from one schedule).
     """
     ordered = sorted(tracks, key=lambda k: k.t_tdb_s[0])
-    for a, b in zip(ordered, ordered[1:]):
+    for a, b in itertools.pairwise(ordered):
         if b.t_tdb_s[0] < a.t_tdb_s[-1] - 1e-6:
             raise ValueError("downlink tracks overlap; build them with schedule_downlinks")
     if not ordered:
@@ -324,13 +332,15 @@ def _time_mean(t: np.ndarray, values: np.ndarray) -> float:
     return float(np.trapezoid(values, t) / span) if span > 0 else float(values[0])
 
 
-def contact_summary(contacts: Contacts, radio: Radio, policy: DownlinkPolicy = DownlinkPolicy()) -> dict:
+def contact_summary(contacts: Contacts, radio: Radio, policy: DownlinkPolicy | None = None) -> dict:
     """JSON-ready summary: per-station contact hours and passes, coverage, light time, downlink.
 
     ``total_contact_h`` per station; ``passes`` the list of :func:`contact_rows`;
     ``any_station_contact_h`` the time at least one station sees the spacecraft;
     ``downlink`` the one-station-at-a-time schedule (hours and Mbit per station).
+    ``policy`` defaults to ``DownlinkPolicy()``.
     """
+    policy = policy or DownlinkPolicy()
     rows = contact_rows(contacts, radio, policy.setup_s)
     tracks = schedule_downlinks(contacts.passes, radio, policy)
     union = union_intervals([(p.aos_tdb_s, p.los_tdb_s) for p in contacts.passes])

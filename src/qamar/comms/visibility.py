@@ -16,10 +16,11 @@ Geometry (all vectors on ICRF axes, km and km/s):
 - the Moon blocks the spacecraft when the ray from the spacecraft (at ``t - lt``, Moon
   centred) toward the station passes within ``MOON_RADIUS_KM`` (1737.4 km sphere, no terrain)
   of the Moon's centre; ``clearance_km`` is that miss distance minus the radius;
-- range rate is ``d|rho|/dt``, approximated by the relative velocity along the line of sight
-  (the neglected terms are of order v/c, < 1e-5 km/s), and the one-way downlink Doppler shift
-  at frequency f is ``-f . range_rate / c`` (first order; relativistic and gravitational terms
-  are ~10 Hz at X-band).
+- range rate is ``d|rho|/dt`` at the station: differentiating ``rho`` with ``d lt/dt =
+  range_rate / c`` gives ``u.(v_target - v_stn - a_moon lt) / (1 + u.(v_target + v_moon_ssb) / c)``
+  (``u`` the unit line of sight, ``a_moon`` the Moon's barycentric acceleration by the Earth
+  and the Sun, ~1e-5 km/s over the light time). The one-way downlink Doppler shift at frequency f is ``-f . range_rate / c`` (first
+  order; relativistic and gravitational terms are ~10 Hz at X-band).
 
 Windows are found on a time grid (default 30 s) and each edge is refined by bisection to
 1 ms. Windows or occultations shorter than the grid step can be missed.
@@ -34,7 +35,7 @@ import numpy as np
 
 from qamar.comms.earth import EarthOrientation, itrf_point_to_gcrs
 from qamar.comms.stations import Station
-from qamar.constants import MOON_RADIUS_KM, SPEED_OF_LIGHT_KM_S
+from qamar.constants import GM_EARTH_KM3_S2, GM_SUN_KM3_S2, MOON_RADIUS_KM, SPEED_OF_LIGHT_KM_S
 from qamar.ephemeris import Ephemeris
 from qamar.errors import EpochOutOfRangeError, QamarError
 from qamar.orbit.trajectory import Trajectory
@@ -74,6 +75,18 @@ class Look:
         return -frequency_hz * self.range_rate_km_s / SPEED_OF_LIGHT_KM_S
 
 
+@dataclass(frozen=True)
+class _Epochs:
+    """What every station shares at a set of reception epochs (TDB s): Earth, Moon motion, rotation."""
+
+    t_tdb_s: np.ndarray
+    r_earth_km: np.ndarray  # Earth wrt Moon, ICRF
+    v_earth_km_s: np.ndarray
+    v_moon_ssb_km_s: np.ndarray  # Moon wrt the solar-system barycentre (-Sun wrt Moon)
+    a_moon_ssb_km_s2: np.ndarray  # the Moon's acceleration by the Earth and the Sun
+    gcrs_to_itrf: np.ndarray  # (n, 3, 3)
+
+
 class _Sky:
     """Ephemeris and Earth orientation over a span, for repeated evaluation at epochs in it."""
 
@@ -82,15 +95,21 @@ class _Sky:
         self.ephemeris.check_coverage(t0_tdb_s, t1_tdb_s)
         self.orientation = EarthOrientation(t0_tdb_s, t1_tdb_s, dut1_s)
 
-    def look(self, station: Station, t_tdb_s: np.ndarray, trajectory: Trajectory | None) -> Look:
-        """The view from ``station`` at epochs ``t_tdb_s`` (1-D) of the spacecraft, or of the Moon if None."""
+    def at(self, t_tdb_s: np.ndarray) -> _Epochs:
+        """The shared quantities at epochs ``t_tdb_s`` (1-D)."""
         t = np.asarray(t_tdb_s, dtype=float)
         r_earth, v_earth = self.ephemeris.earth_state_wrt_moon_icrf(t)
-        _, v_sun = self.ephemeris.sun_state_wrt_moon_icrf(t)
-        v_moon_ssb = -v_sun
-        to_itrf = self.orientation.gcrs_to_itrf(t)
+        r_sun, v_sun = self.ephemeris.sun_state_wrt_moon_icrf(t)
+        a_moon = sum(gm * r / np.linalg.norm(r, axis=1)[:, None] ** 3
+                     for gm, r in ((GM_EARTH_KM3_S2, r_earth), (GM_SUN_KM3_S2, r_sun)))
+        return _Epochs(t, r_earth, v_earth, -v_sun, a_moon, self.orientation.gcrs_to_itrf(t))
+
+    def look(self, station: Station, t_tdb_s: np.ndarray | _Epochs, trajectory: Trajectory | None) -> Look:
+        """The view from ``station`` at reception epochs (1-D, or precomputed) of the spacecraft, or of the Moon if None."""
+        epochs = t_tdb_s if isinstance(t_tdb_s, _Epochs) else self.at(t_tdb_s)
+        t, v_moon_ssb, to_itrf = epochs.t_tdb_s, epochs.v_moon_ssb_km_s, epochs.gcrs_to_itrf
         r_gcrs, v_gcrs = itrf_point_to_gcrs(station.r_itrf_km, to_itrf)
-        r_stn, v_stn = r_earth + r_gcrs, v_earth + v_gcrs
+        r_stn, v_stn = epochs.r_earth_km + r_gcrs, epochs.v_earth_km_s + v_gcrs
         if trajectory is None:
             r_target, v_target = np.zeros_like(r_stn), np.zeros_like(r_stn)
             lt = np.linalg.norm(r_stn, axis=1) / SPEED_OF_LIGHT_KM_S
@@ -117,7 +136,8 @@ class _Sky:
             elevation_deg=np.degrees(np.arcsin(np.clip(enu[:, 2] / range_km, -1.0, 1.0))),
             azimuth_deg=np.degrees(np.arctan2(enu[:, 0], enu[:, 1])) % 360.0,
             range_km=range_km,
-            range_rate_km_s=np.sum(u * (v_target - v_stn), axis=1),
+            range_rate_km_s=np.sum(u * (v_target - v_stn - epochs.a_moon_ssb_km_s2 * lt[:, None]), axis=1)
+            / (1.0 + np.sum(u * (v_target + v_moon_ssb), axis=1) / SPEED_OF_LIGHT_KM_S),
             light_time_s=lt,
             clearance_km=clearance,
         )
@@ -314,6 +334,9 @@ class Pass:
         return -frequency_hz * self.range_rate_km_s / SPEED_OF_LIGHT_KM_S
 
 
+_PASS_SAMPLES = ("t_tdb_s", "elevation_deg", "azimuth_deg", "range_km", "range_rate_km_s", "light_time_s")
+
+
 @dataclass(frozen=True)
 class Contacts:
     """The passes of a set of stations over a span, in AOS order, and what each station saw.
@@ -400,22 +423,17 @@ def contacts(
     scans = _scan(stations, trajectory, start, stop, min_elev_deg, step_s, ephemeris, dut1_s)
     passes = []
     for visibility, grid_look, sky in scans:
-        for aos, los in visibility.windows:
+        if len(visibility.windows):
+            ends = sky.look(visibility.station, visibility.windows.ravel(), trajectory)
+        for k, (aos, los) in enumerate(visibility.windows):
             inside = (grid_look.t_tdb_s > aos) & (grid_look.t_tdb_s < los)
-            t = np.concatenate([[aos], grid_look.t_tdb_s[inside], [los]])
-            ends = sky.look(visibility.station, np.array([aos, los]), trajectory)
-            pick = lambda name: np.concatenate([getattr(ends, name)[:1], getattr(grid_look, name)[inside], getattr(ends, name)[1:]])  # noqa: E731
-            passes.append(Pass(
-                station=visibility.station,
-                t_tdb_s=t,
-                elevation_deg=pick("elevation_deg"),
-                azimuth_deg=pick("azimuth_deg"),
-                range_km=pick("range_km"),
-                range_rate_km_s=pick("range_rate_km_s"),
-                light_time_s=pick("light_time_s"),
-                aos_at_span_start=bool(aos <= start),
-                los_at_span_end=bool(los >= stop),
-            ))
+            samples = {
+                name: np.concatenate([getattr(ends, name)[2 * k : 2 * k + 1], getattr(grid_look, name)[inside],
+                                      getattr(ends, name)[2 * k + 1 : 2 * k + 2]])
+                for name in _PASS_SAMPLES
+            }
+            passes.append(Pass(visibility.station, **samples, aos_at_span_start=bool(aos <= start),
+                               los_at_span_end=bool(los >= stop)))
     passes.sort(key=lambda p: (p.aos_tdb_s, p.station.name))
     max_elev = {v.station.name: float(g.elevation_deg.max()) for v, g, _ in scans}
     return Contacts(passes, tuple(stations), start, stop, float(min_elev_deg), max_elev)
@@ -433,9 +451,10 @@ def _scan(stations, trajectory, start_tdb_s, stop_tdb_s, min_elev_deg, step_s, e
     start, stop = _span(trajectory, start_tdb_s, stop_tdb_s)
     t = _grid(start, stop, step_s)
     sky = _Sky(start - MAX_LIGHT_TIME_S, stop, ephemeris, dut1_s)
+    epochs = sky.at(t)
     out = []
     for station in stations:
-        grid_look = sky.look(station, t, trajectory)
+        grid_look = sky.look(station, epochs, trajectory)
         above = _intervals_where_positive(
             t, grid_look.elevation_deg - min_elev_deg,
             lambda x, s=station: sky.look(s, x, trajectory).elevation_deg - min_elev_deg,
