@@ -22,6 +22,7 @@ from qamar.constants import MOON_RADIUS_KM
 from qamar.mission.report import Report
 from qamar.mission.scenario import Forces, Orbit, Propagation, Scenario, Spacecraft
 from qamar.orbit.elements import state_from_apsides
+from qamar.orbit.events import shadow_passes
 from qamar.orbit.forces import ForceModel
 from qamar.orbit.gravity import load_field
 from qamar.orbit.propagate import PropagationResult, propagate
@@ -101,7 +102,7 @@ def orbit_summary(run: OrbitRun) -> dict:
     final = result.states_icrf[-1]
     altitudes_km = np.linalg.norm(result.states_icrf[:, :3], axis=1) - MOON_RADIUS_KM
     impact = result.impact
-    umbra_s = _event_durations(result.events, "umbra_entry", "umbra_exit")
+    _, umbra_min = shadow_passes(result.events, "umbra")
     summary = {
         "epoch_utc": tdb_s_to_utc(result.t_tdb_s[0]),
         "end_utc": tdb_s_to_utc(result.t_tdb_s[-1]),
@@ -113,9 +114,9 @@ def orbit_summary(run: OrbitRun) -> dict:
         "final_v_km_s": [float(x) for x in final[3:]],
         "min_alt_km": float(min(altitudes_km.min(), _min_periapsis_alt_km(result.events, altitudes_km))),
         "periapsis_passes": sum(e.kind == "periapsis" for e in result.events),
-        "umbra_passes": len(umbra_s),
-        "umbra_total_h": float(sum(umbra_s) / 3600.0),
-        "umbra_longest_min": float(max(umbra_s) / 60.0) if umbra_s else 0.0,
+        "umbra_passes": int(umbra_min.size),
+        "umbra_total_h": float(umbra_min.sum() / 60.0),
+        "umbra_longest_min": float(umbra_min.max()) if umbra_min.size else 0.0,
         "steps": int(result.steps),
         "wall_s": float(result.wall_s),
         "gravity": {
@@ -137,18 +138,6 @@ def orbit_summary(run: OrbitRun) -> dict:
 def _min_periapsis_alt_km(events: list, altitudes_km: np.ndarray) -> float:
     peri = [np.linalg.norm(e.state[:3]) - MOON_RADIUS_KM for e in events if e.kind in ("periapsis", "impact")]
     return min(peri) if peri else float(altitudes_km.min())
-
-
-def _event_durations(events: list, start_kind: str, stop_kind: str) -> list[float]:
-    """Durations (s) of the intervals opened by ``start_kind`` and closed by ``stop_kind``."""
-    durations, opened = [], None
-    for event in events:
-        if event.kind == start_kind:
-            opened = event.t_tdb_s
-        elif event.kind == stop_kind and opened is not None:
-            durations.append(event.t_tdb_s - opened)
-            opened = None
-    return durations
 
 
 @contextmanager
@@ -193,6 +182,7 @@ def run_scenario(scenario: Scenario, out_dir: Path, progress: bool = True) -> di
             "altitude.png": (plots.plot_altitude, "Altitude over the 1737.4 km sphere"),
             "apsides.png": (plots.plot_apsides, "Periapsis and apoapsis altitude history"),
             "ground_track.png": (plots.plot_ground_track, "Ground track (Moon ME frame)"),
+            "eclipses.png": (plots.plot_eclipses, "Umbra and penumbra passes: duration against date"),
         }
         for name, (plot, _) in figures.items():
             plot(run.trajectory, stage / name)
@@ -222,16 +212,28 @@ def _orbit_report(scenario: Scenario, run: OrbitRun, orbit: dict, figures: dict,
             ("Solar radiation pressure", f"{'on' if f.srp else 'off'}: {s.mass_kg} kg, {s.area_m2} m^2, Cr {s.cr}"),
             ("Lowest altitude (km)", orbit["min_alt_km"]),
             ("Periapsis passes", orbit["periapsis_passes"]),
-            ("Umbra passes", orbit["umbra_passes"]),
-            ("Total umbra (h)", orbit["umbra_total_h"]),
-            ("Longest umbra (min)", orbit["umbra_longest_min"]),
             ("Integrator steps", orbit["steps"]),
             ("Wall time (s)", orbit["wall_s"]),
         ],
         header=["quantity", "value"],
     )
     for name, (_, caption) in figures.items():
-        overview.figure(stage / name, caption)
+        if name != "eclipses.png":
+            overview.figure(stage / name, caption)
+    eclipses = report.section("Eclipses")
+    eclipses.text(
+        "Shadow of the Moon and the Earth on the Sun's disc (conical model): umbra means no direct "
+        "sunlight, penumbra a partly covered disc. Battery sizing follows the longest umbra."
+    )
+    eclipses.table(
+        [
+            ("Umbra passes", orbit["umbra_passes"]),
+            ("Total umbra (h)", orbit["umbra_total_h"]),
+            ("Longest umbra (min)", orbit["umbra_longest_min"]),
+        ],
+        header=["quantity", "value"],
+    )
+    eclipses.figure(stage / "eclipses.png", figures["eclipses.png"][1])
     if scenario.assumptions:
         report.section("Assumptions").items(list(scenario.assumptions), css_class="assume")
     return report

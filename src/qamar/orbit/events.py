@@ -193,3 +193,17 @@ def events_from_records(
         )
         for code, tau, state, j in zip(codes, tau_s, states, funcs)
     ]
+
+
+def shadow_passes(events, kind: str) -> tuple[np.ndarray, np.ndarray]:
+    """Start times (TDB s) and durations (min) of the ``kind`` ('umbra' or 'penumbra') passes
+    closed within ``events``; penumbra passes count the time from penumbra entry to exit."""
+    starts, durations, opened = [], [], None
+    for event in events:
+        if event.kind == f"{kind}_entry":
+            opened = event.t_tdb_s
+        elif event.kind == f"{kind}_exit" and opened is not None:
+            starts.append(opened)
+            durations.append((event.t_tdb_s - opened) / 60.0)
+            opened = None
+    return np.array(starts), np.array(durations)

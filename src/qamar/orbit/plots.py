@@ -28,6 +28,7 @@ from qamar import data
 from qamar.constants import SECONDS_PER_DAY
 from qamar.errors import DataNotFoundError
 from qamar.io import atomic_write
+from qamar.orbit.events import shadow_passes
 from qamar.orbit.trajectory import Trajectory
 from qamar.time import tdb_s_to_utc
 
@@ -214,3 +215,24 @@ def plot_lifetime(result: LifetimeResult, path: str | Path, *, title: str | None
     start = tdb_s_to_utc(result.epoch_tdb_s, digits=0)
     ax.set_title(title or f"Lifetime from {start}: {outcome} ({result.gravity} {result.degree}x{result.degree})")
     return _save(fig, path)
+
+
+def plot_eclipses(trajectory: Trajectory, path: str | Path, *, title: str | None = None) -> Path:
+    """Duration of each umbra and penumbra pass (min) against its start date (UTC), from the
+    trajectory's shadow events; an empty plot says so when the spacecraft is never in shadow."""
+    fig = Figure(figsize=(10, 4.2))
+    ax = fig.add_subplot()
+    for kind, colour in (("umbra", "#222244"), ("penumbra", "#d08c00")):
+        starts, minutes = shadow_passes(trajectory.events, kind)
+        if starts.size:
+            ax.plot(_utc_datetimes(starts), minutes, ".", ms=4, color=colour, label=kind)
+    if ax.has_data():
+        ax.legend(loc="upper right")
+    else:
+        ax.text(0.5, 0.5, "never in the shadow of the Moon or the Earth", ha="center", transform=ax.transAxes)
+    ax.set_ylabel("duration of the pass (min)")
+    _time_axis(ax)
+    ax.set_title(title or f"{_name(trajectory)}: eclipses, {_span_text(trajectory)}")
+    fig.tight_layout()
+    return _save(fig, path)
+
