@@ -337,7 +337,9 @@ def contact_summary(contacts: Contacts, radio: Radio, policy: DownlinkPolicy | N
 
     ``total_contact_h`` per station; ``passes`` the list of :func:`contact_rows`;
     ``any_station_contact_h`` the time at least one station sees the spacecraft;
-    ``downlink`` the one-station-at-a-time schedule (hours and Mbit per station).
+    ``downlink`` the one-station-at-a-time schedule (hours and Mbit per station); per station
+    ``margin_db_at_lowest_rate`` is the link margin at its mean pass range and the lowest listed
+    rate.
     ``policy`` defaults to ``DownlinkPolicy()``.
     """
     policy = policy or DownlinkPolicy()
@@ -359,7 +361,7 @@ def contact_summary(contacts: Contacts, radio: Radio, policy: DownlinkPolicy | N
             "passes": len(own),
             "total_contact_h": round(sum(p.duration_s for p in own) / 3600.0, 4),
             "max_elev_deg": round(contacts.max_elev_deg[s.name], 2),
-            "margin_db_at_mean_range": None if not own else round(float(margin_db(mean_range, radio.rates_bps[0], radio, s)), 2),
+            "margin_db_at_lowest_rate": None if not own else round(float(margin_db(mean_range, radio.rates_bps[0], radio, s)), 2),
             "source": s.source,
         })
     light = [(_time_mean(p.t_tdb_s, p.light_time_s), p.duration_s) for p in contacts.passes]

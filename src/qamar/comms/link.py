@@ -23,12 +23,17 @@ Summary of Concept and Rationale*), with a 3 dB margin required. None of these i
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from scipy.constants import k as BOLTZMANN_J_K
 
 from qamar.comms.stations import Station
 from qamar.constants import SPEED_OF_LIGHT_KM_S
+
+if TYPE_CHECKING:
+    from qamar.comms.visibility import Pass
 
 BOLTZMANN_DBW_K_HZ = 10.0 * np.log10(BOLTZMANN_J_K)
 """10 log10 of Boltzmann's constant (exact SI 1.380649e-23 J/K): -228.60 dBW/(K Hz)."""
@@ -131,7 +136,7 @@ def rate_profile_bps(t_tdb_s: np.ndarray, range_km: np.ndarray, radio: Radio, st
     return np.asarray(max_rate_bps(worst_km, radio, station), dtype=float).reshape(len(t_tdb_s) - 1)
 
 
-def pass_volume_bits(pass_, radio: Radio, setup_s: float = 0.0) -> float:
+def pass_volume_bits(pass_: Pass, radio: Radio, setup_s: float = 0.0) -> float:
     """Bits a :class:`~qamar.comms.visibility.Pass` can carry: the rate profile integrated over time.
 
     ``setup_s`` of each pass (carrier acquisition, lock) carries nothing.

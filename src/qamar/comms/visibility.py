@@ -54,7 +54,7 @@ class NoContactError(QamarError):
 
 @dataclass(frozen=True)
 class Look:
-    """A station's view of a target at reception epochs (arrays of the epochs' shape).
+    """A station's view of a target at reception epochs (1-D arrays, one value per epoch).
 
     ``elevation_deg``/``azimuth_deg`` geometric, azimuth from north through east, 0..360;
     ``range_km`` and ``light_time_s`` one-way; ``range_rate_km_s`` positive when receding;
@@ -398,7 +398,8 @@ def spacecraft_visibility(
     Span defaults to the trajectory's (from ``MAX_LIGHT_TIME_S`` after its start). Raises
     EpochOutOfRangeError for a span outside the trajectory or the ephemeris.
     """
-    return _scan([station], trajectory, start_tdb_s, stop_tdb_s, min_elev_deg, step_s, ephemeris, dut1_s)[0][0]
+    start, stop = _span(trajectory, start_tdb_s, stop_tdb_s)
+    return _scan([station], trajectory, start, stop, min_elev_deg, step_s, ephemeris, dut1_s)[0][0]
 
 
 def contacts(
@@ -446,9 +447,8 @@ def _span(trajectory: Trajectory, start_tdb_s: float | None, stop_tdb_s: float |
     return start, stop
 
 
-def _scan(stations, trajectory, start_tdb_s, stop_tdb_s, min_elev_deg, step_s, ephemeris, dut1_s):
-    """[(Visibility, Look on the grid, _Sky)] per station, sharing one grid and sky."""
-    start, stop = _span(trajectory, start_tdb_s, stop_tdb_s)
+def _scan(stations, trajectory, start, stop, min_elev_deg, step_s, ephemeris, dut1_s):
+    """[(Visibility, Look on the grid, _Sky)] per station over a checked span, sharing one grid and sky."""
     t = _grid(start, stop, step_s)
     sky = _Sky(start - MAX_LIGHT_TIME_S, stop, ephemeris, dut1_s)
     epochs = sky.at(t)
