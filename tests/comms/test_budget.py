@@ -95,4 +95,6 @@ def test_icube_schedule_covers_the_union_of_passes(icube_trajectory, tmp_path):
     result = budget.simulate_backlog(captures, tracks, 64e6, stop_tdb_s=icube_trajectory.end_tdb_s)
     assert result.delivered_bits <= sum(k.bits for k in tracks) + 1e-6
     assert plot_contacts(found, tmp_path / "contacts.png", tracks=tracks).stat().st_size > 10_000
+    day = (found.start_tdb_s, found.start_tdb_s + 86400.0)
+    assert plot_contacts(found, tmp_path / "day.png", span_tdb_s=day).stat().st_size > 10_000
     assert plot_backlog(result, tmp_path / "backlog.png").stat().st_size > 10_000

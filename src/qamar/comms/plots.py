@@ -20,12 +20,18 @@ from qamar.time import tdb_s_to_utc
 
 
 def plot_contacts(
-    contacts: Contacts, path: str | Path, *, tracks: Sequence[Track] = (), title: str | None = None
+    contacts: Contacts,
+    path: str | Path,
+    *,
+    tracks: Sequence[Track] = (),
+    span_tdb_s: tuple[float, float] | None = None,
+    title: str | None = None,
 ) -> Path:
     """Contact timeline: one row per station, a bar from AOS to LOS for each pass; a PNG.
 
-    Scheduled downlink ``tracks`` (if given) are drawn darker inside the passes. Stations
-    without a pass keep their (empty) row. Raises OSError if the folder is not writable.
+    Scheduled downlink ``tracks`` (if given) are drawn darker inside the passes. ``span_tdb_s``
+    zooms on part of the span (a week reads better than six months). Stations without a pass
+    keep their (empty) row. Raises OSError if the folder is not writable.
     """
     names = [s.name for s in contacts.stations]
     fig = Figure(figsize=(11, 1.2 + 0.45 * len(names)), layout="constrained")
@@ -39,9 +45,10 @@ def plot_contacts(
     ax.set_yticks(range(len(names)), names)
     ax.set_ylim(-0.7, len(names) - 0.3)
     ax.invert_yaxis()
-    ax.set_xlim(*date2num(_utc_datetimes(np.array([contacts.start_tdb_s, contacts.stop_tdb_s]))))
+    lo, hi = span_tdb_s or (contacts.start_tdb_s, contacts.stop_tdb_s)
+    ax.set_xlim(*date2num(_utc_datetimes(np.array([lo, hi]))))
     _time_axis(ax)
-    span = f"{tdb_s_to_utc(contacts.start_tdb_s, 0)} to {tdb_s_to_utc(contacts.stop_tdb_s, 0)}"
+    span = f"{tdb_s_to_utc(lo, 0)} to {tdb_s_to_utc(hi, 0)}"
     legend = ", scheduled downlinks dark" if tracks else ""
     ax.set_title(title or f"Contacts above {contacts.min_elev_deg:g} deg, clear of the Moon{legend}: {span}")
     return _save(fig, path)
