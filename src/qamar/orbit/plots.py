@@ -14,22 +14,17 @@ if it is not available the track is drawn on a plain grid.
 
 from __future__ import annotations
 
-import functools
-import io
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 from matplotlib.collections import LineCollection
-from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 from matplotlib.figure import Figure
 
-from qamar import data
 from qamar.constants import SECONDS_PER_DAY
-from qamar.errors import DataNotFoundError
-from qamar.io import atomic_write
 from qamar.orbit.events import shadow_passes
 from qamar.orbit.trajectory import Trajectory
+from qamar.plotting import moon_map, save_png, utc_datetimes, utc_time_axis
 from qamar.time import tdb_s_to_utc
 
 if TYPE_CHECKING:
@@ -38,7 +33,6 @@ if TYPE_CHECKING:
 MAX_POINTS = 200_000
 """Largest number of epochs a plot samples; longer spans are sampled more coarsely."""
 
-_DPI = 120
 
 
 def _step_s(trajectory: Trajectory, finest_s: float) -> float:
@@ -46,18 +40,6 @@ def _step_s(trajectory: Trajectory, finest_s: float) -> float:
     return max(finest_s, (trajectory.end_tdb_s - trajectory.start_tdb_s) / MAX_POINTS)
 
 
-def _utc_datetimes(t_tdb_s: np.ndarray) -> np.ndarray:
-    """UTC epochs as datetime64[ms] for a time axis (a leap second 23:59:60.x plots as 59.x)."""
-    text = tdb_s_to_utc(np.atleast_1d(np.asarray(t_tdb_s, dtype=float)), digits=3)
-    return np.array([s.rstrip("Z").replace(":60.", ":59.") for s in text], dtype="datetime64[ms]")
-
-
-def _time_axis(ax) -> None:
-    locator = AutoDateLocator()
-    ax.xaxis.set_major_locator(locator)
-    ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))
-    ax.set_xlabel("UTC")
-    ax.grid(True, alpha=0.4)
 
 
 def _name(trajectory: Trajectory) -> str:
@@ -69,14 +51,6 @@ def _span_text(trajectory: Trajectory) -> str:
     return f"{start} to {end}"
 
 
-def _save(fig: Figure, path: str | Path) -> Path:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=_DPI)
-    path = Path(path)
-    with atomic_write(path, binary=True) as stream:
-        stream.write(buffer.getvalue())
-    return path
-
 
 def plot_altitude(trajectory: Trajectory, path: str | Path, *, title: str | None = None) -> Path:
     """Altitude (km, over the 1737.4 km sphere) against UTC time, written as a PNG.
@@ -86,12 +60,12 @@ def plot_altitude(trajectory: Trajectory, path: str | Path, *, title: str | None
     t, _ = trajectory.sample(_step_s(trajectory, 10.0))
     fig = Figure(figsize=(10, 4.5), layout="constrained")
     ax = fig.add_subplot()
-    ax.plot(_utc_datetimes(t), trajectory.altitude_km(t), lw=0.6, color="tab:blue")
+    ax.plot(utc_datetimes(t), trajectory.altitude_km(t), lw=0.6, color="tab:blue")
     ax.set_ylabel("altitude (km)")
     ax.set_ylim(bottom=0.0)
-    _time_axis(ax)
+    utc_time_axis(ax)
     ax.set_title(title or f"{_name(trajectory)}: altitude, {_span_text(trajectory)}")
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def plot_apsides(trajectory: Trajectory, path: str | Path, *, title: str | None = None) -> Path:
@@ -109,7 +83,7 @@ def plot_apsides(trajectory: Trajectory, path: str | Path, *, title: str | None 
     )
     for ax, t, alt, label, color in series:
         if len(t):
-            ax.plot(_utc_datetimes(t), alt, marker=".", ms=3, lw=0.8, color=color)
+            ax.plot(utc_datetimes(t), alt, marker=".", ms=3, lw=0.8, color=color)
             middle = 0.5 * (alt.min() + alt.max())
             low, high = ax.get_ylim()
             ax.set_ylim(min(low, middle - 1.0), max(high, middle + 1.0))  # a flat history spans >= 2 km
@@ -117,26 +91,11 @@ def plot_apsides(trajectory: Trajectory, path: str | Path, *, title: str | None 
         else:
             ax.text(0.5, 0.5, "no pass in this span", transform=ax.transAxes, ha="center", va="center")
         ax.set_ylabel(label)
-        _time_axis(ax)
+        utc_time_axis(ax)
     ax_apo.set_xlabel("")
     fig.suptitle(title or f"{_name(trajectory)}: periapsis and apoapsis history, {_span_text(trajectory)}")
-    return _save(fig, path)
+    return save_png(fig, path)
 
-
-@functools.cache
-def _moon_map() -> np.ndarray | None:
-    """Grey-level lunar map (rows from +90 to -90 deg, columns from -180 to 180 deg), or None."""
-    try:
-        map_path = data.path("moon_map")
-    except DataNotFoundError:
-        return None
-    from PIL import Image
-
-    Image.MAX_IMAGE_PIXELS = None  # a trusted, registered file
-    with Image.open(map_path) as image:
-        grey = image.convert("L")
-        grey = grey.reduce(max(1, grey.width // 2048))
-        return np.asarray(grey)
 
 
 def plot_ground_track(
@@ -154,7 +113,7 @@ def plot_ground_track(
     days = (t - t[0]) / 86400.0
     fig = Figure(figsize=(11, 6), layout="constrained")
     ax = fig.add_subplot()
-    background = _moon_map()
+    background = moon_map()
     if background is not None:
         ax.imshow(background, cmap="gray", extent=(-180, 180, -90, 90), origin="upper", interpolation="antialiased")
     else:
@@ -183,7 +142,7 @@ def plot_ground_track(
     ax.grid(True, color="white" if background is not None else "0.5", alpha=0.35)
     ax.legend(loc="lower left", fontsize=8)
     ax.set_title(title or f"{_name(trajectory)}: ground track, {_span_text(trajectory)}")
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def plot_lifetime(result: LifetimeResult, path: str | Path, *, title: str | None = None) -> Path:
@@ -195,26 +154,26 @@ def plot_lifetime(result: LifetimeResult, path: str | Path, *, title: str | None
     fig = Figure(figsize=(10, 4.5), layout="constrained")
     ax = fig.add_subplot()
     if result.periapsis_t_tdb_s.size:
-        ax.plot(_utc_datetimes(result.periapsis_t_tdb_s), result.periapsis_alt_km, marker=".", ms=2, lw=0.6,
+        ax.plot(utc_datetimes(result.periapsis_t_tdb_s), result.periapsis_alt_km, marker=".", ms=2, lw=0.6,
                 color="tab:blue", label="periapsis passes")
     ax.axhline(0.0, color="0.3", lw=0.8)
     horizon_tdb_s = result.epoch_tdb_s + result.horizon_days * SECONDS_PER_DAY
     if result.impact_t_tdb_s is not None:
-        when = _utc_datetimes(result.impact_t_tdb_s)[0]
+        when = utc_datetimes(result.impact_t_tdb_s)[0]
         ax.axvline(when, color="red", ls="--", lw=0.8)
         ax.plot(when, 0.0, marker="X", color="red", mec="k", ms=11, ls="none",
                 label=f"impact {result.impact_lat_deg:.1f} deg, {result.impact_lon_deg:.1f} deg E (ME)")
         outcome = f"impact after {result.lifetime_days:.2f} days"
     else:
-        ax.axvline(_utc_datetimes(horizon_tdb_s)[0], color="tab:green", ls="--", lw=0.8, label="horizon")
+        ax.axvline(utc_datetimes(horizon_tdb_s)[0], color="tab:green", ls="--", lw=0.8, label="horizon")
         outcome = f"survives the {result.horizon_days:g}-day horizon"
     ax.set_ylabel("periapsis altitude (km)")
     ax.set_ylim(bottom=min(0.0, ax.get_ylim()[0]) - 2.0)
-    _time_axis(ax)
+    utc_time_axis(ax)
     ax.legend(loc="upper right", fontsize=8)
     start = tdb_s_to_utc(result.epoch_tdb_s, digits=0)
     ax.set_title(title or f"Lifetime from {start}: {outcome} ({result.gravity} {result.degree}x{result.degree})")
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def plot_eclipses(trajectory: Trajectory, path: str | Path, *, title: str | None = None) -> Path:
@@ -225,14 +184,14 @@ def plot_eclipses(trajectory: Trajectory, path: str | Path, *, title: str | None
     for kind, colour in (("umbra", "#222244"), ("penumbra", "#d08c00")):
         starts, minutes = shadow_passes(trajectory.events, kind)
         if starts.size:
-            ax.plot(_utc_datetimes(starts), minutes, ".", ms=4, color=colour, label=kind)
+            ax.plot(utc_datetimes(starts), minutes, ".", ms=4, color=colour, label=kind)
     if ax.has_data():
         ax.legend(loc="upper right")
     else:
         ax.text(0.5, 0.5, "never in the shadow of the Moon or the Earth", ha="center", transform=ax.transAxes)
     ax.set_ylabel("duration of the pass (min)")
-    _time_axis(ax)
+    utc_time_axis(ax)
     ax.set_title(title or f"{_name(trajectory)}: eclipses, {_span_text(trajectory)}")
     fig.tight_layout()
-    return _save(fig, path)
+    return save_png(fig, path)
 

@@ -20,9 +20,9 @@ from matplotlib.dates import date2num
 from matplotlib.figure import Figure
 from matplotlib.patches import Circle
 
-from qamar.orbit.plots import _moon_map, _save, _time_axis, _utc_datetimes
 from qamar.payload.coverage import CoverageMap, lat_lon_to_pixel
 from qamar.payload.opportunities import Opportunity
+from qamar.plotting import moon_map, save_png, utc_datetimes, utc_time_axis
 from qamar.time import tdb_s_to_utc
 
 _GLOBAL_PX = (1800, 900)
@@ -36,7 +36,7 @@ def _hours_grid(cmap: CoverageMap, lat: np.ndarray, lon: np.ndarray, camera: str
 
 def _basemap_at(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
     """Albedo (0..1) sampled at lat/lon (deg), nearest pixel; 0.5 grey without the map."""
-    image = _moon_map()
+    image = moon_map()
     if image is None:
         return np.full(lat.shape, 0.5)
     rows, cols = image.shape[:2]
@@ -80,7 +80,7 @@ def plot_coverage_global(cmap: CoverageMap, path: str | Path, *, camera: str | N
     ax.grid(True, alpha=0.3)
     pct = 100.0 * cmap.fraction(camera=camera)
     ax.set_title(title or _title(cmap, f"Coverage {pct:.1f}% of the Moon", camera))
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def plot_coverage_polar(cmap: CoverageMap, path: str | Path, *, pole: str = "south", edge_lat_deg: float = 60.0,
@@ -131,7 +131,7 @@ def plot_coverage_polar(cmap: CoverageMap, path: str | Path, *, pole: str = "sou
     pct = 100.0 * float(np.mean(seen)) if seen.size else 0.0
     ax.set_title(title or _title(cmap, f"{pole.capitalize()} polar coverage {pct:.1f}% poleward of "
                                        f"{abs(edge_lat_deg):g} deg", camera), fontsize=10)
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def _circle(radius_km: float) -> Circle:
@@ -156,19 +156,19 @@ def plot_opportunities(opportunities: Sequence[Opportunity], path: str | Path, *
     span_days = (stop_tdb_s - start_tdb_s) / 86400.0
     for o in opportunities:
         row = rows.index((o.target, o.camera))
-        a, b = date2num(_utc_datetimes(np.array([o.start_tdb_s, o.stop_tdb_s])))
+        a, b = date2num(utc_datetimes(np.array([o.start_tdb_s, o.stop_tdb_s])))
         width = max(b - a, 0.002 * span_days)
         ax.broken_barh([(a, width)], (row - 0.35, 0.7), color=colormaps["viridis"](norm(o.score)))
     for o in planned:
         row = rows.index((o.target, o.camera))
-        ax.plot(date2num(_utc_datetimes(np.array([o.best_tdb_s])))[0], row, marker="*", color="tab:red",
+        ax.plot(date2num(utc_datetimes(np.array([o.best_tdb_s])))[0], row, marker="*", color="tab:red",
                 markersize=11, markeredgecolor="k", linestyle="none")
     ax.set_yticks(range(len(rows)), [f"{t} / {c}" for t, c in rows])
     ax.set_ylim(-0.7, len(rows) - 0.3)
     ax.invert_yaxis()
-    ax.set_xlim(*date2num(_utc_datetimes(np.array([start_tdb_s, stop_tdb_s]))))
-    _time_axis(ax)
+    ax.set_xlim(*date2num(utc_datetimes(np.array([start_tdb_s, stop_tdb_s]))))
+    utc_time_axis(ax)
     fig.colorbar(ScalarMappable(norm=norm, cmap="viridis"), ax=ax, label="score", pad=0.01)
     mark = "; red stars: planned images" if planned else ""
     ax.set_title(title or f"Imaging opportunities ({len(opportunities)}){mark}")
-    return _save(fig, path)
+    return save_png(fig, path)
