@@ -16,7 +16,7 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 
 from qamar.errors import QamarError
-from qamar.orbit.plots import _save
+from qamar.plotting import save_png
 
 LABELS = {
     "peri_alt_km": "periapsis altitude (km)",
@@ -55,7 +55,7 @@ def plot_lifetime_histogram(results: pd.DataFrame, horizon_days: float, path: st
     ax.legend(loc="upper left")
     ax.grid(True, alpha=0.3)
     ax.set_title(f"Lifetime distribution{': ' + title if title else ''}")
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def plot_lifetime_cdf(results: pd.DataFrame, horizon_days: float, path: str | Path, *, title: str = "") -> Path:
@@ -82,7 +82,7 @@ def plot_lifetime_cdf(results: pd.DataFrame, horizon_days: float, path: str | Pa
     ax.grid(True, alpha=0.3)
     ax.legend(loc="upper left")
     ax.set_title(f"Lifetime CDF{': ' + title if title else ''}")
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def plot_sweep(
@@ -123,7 +123,7 @@ def plot_sweep(
         grid = results.assign(_life=np.where(impacting, life, np.inf)).pivot_table(
             index=yname, columns=xname, values="_life", aggfunc="first"
         )
-        cmap = colormaps["viridis"].with_extremes(over="tab:green", bad="lightgrey")
+        cmap = colormaps["magma"].with_extremes(over="tab:green", bad="lightgrey")  # no green inside magma
         values = np.ma.masked_invalid(np.where(np.isinf(grid.to_numpy()), horizon_days * 2, grid.to_numpy()))
         mesh = ax.pcolormesh(grid.columns.to_numpy(dtype=float), grid.index.to_numpy(dtype=float), values,
                              shading="nearest", cmap=cmap, vmin=0.0, vmax=horizon_days)  # fmt: skip
@@ -132,4 +132,4 @@ def plot_sweep(
         ax.set_xlabel(LABELS.get(xname, xname))
         ax.set_ylabel(LABELS.get(yname, yname))
     ax.set_title(f"Lifetime sweep{': ' + title if title else ''}")
-    return _save(fig, path)
+    return save_png(fig, path)
