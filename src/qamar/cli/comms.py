@@ -26,16 +26,14 @@ def comms_contacts(
     progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
 ) -> None:
     """Passes of the scenario's spacecraft over its ground stations: AOS/LOS, elevation, range, data volume."""
-    from qamar.comms import CommsSpec
-    from qamar.comms.budget import contact_summary, schedule_downlinks, write_contacts_csv
-    from qamar.comms.visibility import MAX_LIGHT_TIME_S, contacts
+    from qamar.comms.budget import write_contacts_csv
     from qamar.errors import EpochOutOfRangeError
+    from qamar.mission.orbiter import analyse_comms
     from qamar.mission.run import propagate_orbit, write_json
     from qamar.mission.scenario import load_scenario
     from qamar.time import tdb_s_to_utc, utc_to_tdb_s
 
     scn = load_scenario(scenario)
-    spec = scn.comms or CommsSpec()
     epoch_s = float(utc_to_tdb_s(scn.orbit.epoch_utc))
     end_s = epoch_s + scn.propagation.duration_days * 86400.0
     t0 = epoch_s if start is None else float(utc_to_tdb_s(start))
@@ -51,19 +49,14 @@ def comms_contacts(
     if run.trajectory.end_tdb_s < t1:
         typer.echo(f"qamar: note: the spacecraft impacts on {tdb_s_to_utc(run.trajectory.end_tdb_s, 0)}; "
                    "contacts stop there", err=True)
-    found = contacts(
-        run.trajectory, spec.stations, max(t0, epoch_s + MAX_LIGHT_TIME_S), min(t1, run.trajectory.end_tdb_s),
-        spec.min_elev_deg if min_elev_deg is None else min_elev_deg, step_s=step_s, dut1_s=spec.dut1_s,
-    )
-    found.require_passes()
-    document = {"scenario": scn.name, "spacecraft": scn.spacecraft.name,
-                **contact_summary(found, spec.radio, spec.downlink)}
-    write_contacts_csv(out, found, spec.radio, spec.downlink.setup_s)
+    comms = analyse_comms(scn, run.trajectory, t0, t1, min_elev_deg, step_s)
+    found, document = comms.contacts, comms.summary
+    write_contacts_csv(out, found, comms.spec.radio, comms.spec.downlink.setup_s)
     write_json(summary, document)
     if plot:
         from qamar.comms.plots import plot_contacts
 
-        plot_contacts(found, plot, tracks=schedule_downlinks(found.passes, spec.radio, spec.downlink))
+        plot_contacts(found, plot, tracks=comms.tracks)
     for name in found.silent_stations():
         typer.echo(f"qamar: note: {name} has no pass: the spacecraft never rises above "
                    f"{found.min_elev_deg:g} deg clear of the Moon (highest {found.max_elev_deg[name]:.1f} deg)", err=True)

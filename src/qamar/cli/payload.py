@@ -46,28 +46,16 @@ def _target(text: str):
 def _setup(scenario: Path, days: float | None, progress: bool):
     """Scenario, cameras (checked to see the Moon) and the propagated trajectory."""
     from qamar.errors import DataFormatError
+    from qamar.mission.orbiter import scenario_cameras
     from qamar.mission.run import propagate_orbit
     from qamar.mission.scenario import load_scenario
-    from qamar.payload.camera import cameras_from_spec
-    from qamar.payload.footprint import check_sees_moon
 
     scn = load_scenario(scenario)
-    if scn.payload is None:
-        raise DataFormatError(f"{scenario} has no payload block; add payload.cameras (see scenarios/icube-q.yaml)")
     if days is not None and not days > 0:
         raise DataFormatError(f"--days must be positive, got {days}")
     propagation = scn.propagation if days is None else scn.propagation.model_copy(update={"duration_days": days})
     run = propagate_orbit(scn.spacecraft, scn.orbit, scn.forces, propagation, progress=progress)
-    cameras = cameras_from_spec(scn.payload)
-    for cam in cameras:
-        check_sees_moon(cam, run.trajectory)
-    return scn, cameras, run.trajectory
-
-
-def _search(trajectory, cameras, target, constraints, step_s):
-    from qamar.payload.opportunities import find_opportunities
-
-    return find_opportunities(trajectory, cameras, target, constraints, step_s=step_s)
+    return scn, scenario_cameras(scn, run.trajectory), run.trajectory
 
 
 def _constraints(scn, sun_elev_deg, max_gsd_m, max_emission_deg, whole_target, track):
@@ -97,10 +85,11 @@ def payload_opportunities(
     from qamar.cli.common import fail
     from qamar.payload.opportunities import write_csv
 
+    from qamar.payload.opportunities import find_opportunities
+
     scn, cameras, trajectory = _setup(scenario, days, progress)
-    goal = _target(target)
-    result = _search(trajectory, cameras, goal, _constraints(scn, sun_elev_deg, max_gsd_m, max_emission_deg,
-                                                               whole_target, track), step_s)
+    constraints = _constraints(scn, sun_elev_deg, max_gsd_m, max_emission_deg, whole_target, track)
+    result = find_opportunities(trajectory, cameras, _target(target), constraints, step_s=step_s)
     if not result.opportunities:
         fail(result.explain())
     write_csv(result.opportunities, out)
@@ -129,35 +118,29 @@ def payload_plan(
 ) -> None:
     """An imaging plan over several targets that fits on-board storage and the scenario's downlink."""
     from qamar.cli.common import fail
-    from qamar.comms import CommsSpec
-    from qamar.comms.budget import schedule_downlinks
     from qamar.comms.plots import plot_backlog
-    from qamar.comms.visibility import contacts
+    from qamar.mission.orbiter import analyse_comms, analyse_imaging
     from qamar.mission.run import staged_output, write_json
     from qamar.payload.opportunities import write_csv
-    from qamar.payload.plan import plan_imaging, write_plan_csv
+    from qamar.payload.plan import write_plan_csv
     from qamar.payload.plots import plot_opportunities
     from qamar.time import tdb_s_to_utc
 
     scn, cameras, trajectory = _setup(scenario, days, progress)
     constraints = _constraints(scn, sun_elev_deg, max_gsd_m, max_emission_deg, False, False)
-    searches = [_search(trajectory, cameras, _target(name), constraints, step_s) for name in target]
+    tracks = analyse_comms(scn, trajectory).tracks
+    imaging = analyse_imaging(scn, trajectory, cameras, [_target(name) for name in target], constraints, tracks,
+                              images_per_target=images_per_target, step_s=step_s)
+    searches, found, plan = imaging.searches, imaging.opportunities, imaging.plan
     for search in searches:
         if not search.opportunities:
             typer.echo(f"qamar: note: {search.explain()}", err=True)
-    found = [o for s in searches for o in s.opportunities]
-    if not found:
+    if plan is None:
         fail("no target has an imaging opportunity (see the notes above); relax the conditions or lengthen --days")
-    comms = scn.comms or CommsSpec()
-    passes = contacts(trajectory, comms.stations, min_elev_deg=comms.min_elev_deg, dut1_s=comms.dut1_s)
-    passes.require_passes()
-    tracks = schedule_downlinks(passes.passes, comms.radio, comms.downlink)
-    start, stop = trajectory.start_tdb_s, trajectory.end_tdb_s
-    plan = plan_imaging(found, cameras, tracks, scn.payload.storage_mbit * 1e6, start, stop,
-                        images_per_target=images_per_target)
     if not plan.images:
         fail(f"no opportunity fits the downlink: {plan.skipped[0][1]} for the best one; "
              "raise the storage or add stations")
+    start, stop = trajectory.start_tdb_s, trajectory.end_tdb_s
     with staged_output(out) as stage:
         write_plan_csv(plan, stage / "plan.csv")
         write_csv(sorted(found, key=lambda o: -o.score), stage / "opportunities.csv")
