@@ -3,7 +3,7 @@
 Run from the repository root (about 2-4 minutes on a quiet 2-core machine with the defaults;
 writes the "dask" section of docs/benchmarks.md):
 
-    QAMAR_DATA_DIR=../shared/data python bench/bench_dask.py [--members 24] [--days 15] [--degree 50]
+    QAMAR_DATA_DIR=../shared/data python bench/bench_dask.py [--members 32] [--days 20] [--degree 50]
 
 The study: ``--members`` members sampled around a 100 km circular orbit at 86 deg (lunar
 equator, a long-lived inclination, so every member flies the whole span and the work per
@@ -71,8 +71,8 @@ def time_study(workers: int, setup: StudySetup, members, batch_size: int | None)
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--members", type=int, default=24)
-    parser.add_argument("--days", type=float, default=15.0)
+    parser.add_argument("--members", type=int, default=32)
+    parser.add_argument("--days", type=float, default=20.0)
     parser.add_argument("--degree", type=int, default=50)
     parser.add_argument("--batch-size", type=int, default=None, help="members per task (default: run_study's)")
     parser.add_argument("--no-write", action="store_true", help="print the table only")

@@ -63,8 +63,9 @@ def test_lifetime_of_a_crashing_orbit_matches_the_library(tmp_path):
 
     args = ["--epoch", EPOCH, "--peri-alt-km", "30", "--apo-alt-km", "60", "--inc-deg", "20", "--frame", "moon-pa",
             "--degree", "10", "--horizon-days", "30", "--no-progress"]  # fmt: skip
-    summary = tmp_path / "lifetime.json"
-    out = _ok(["orbit", "lifetime", *args, "--summary", str(summary)])
+    summary, png = tmp_path / "lifetime.json", tmp_path / "lifetime.png"
+    out = _ok(["orbit", "lifetime", *args, "--summary", str(summary), "--plot", str(png)])
+    assert png.read_bytes().startswith(b"\x89PNG")
     doc = json.loads(summary.read_text())
     field = load_field("grgm1200a", 10)
     t0 = float(utc_to_tdb_s(EPOCH))

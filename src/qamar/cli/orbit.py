@@ -173,7 +173,7 @@ _SCHEDULER = Annotated[
     typer.Option(help="Dask scheduler, e.g. tcp://host:8786 (default: DASK_SCHEDULER_ADDRESS, else a local cluster)"),
 ]
 _WORKERS = Annotated[int, typer.Option(help="worker processes of the local Dask cluster")]
-_BATCH = Annotated[Optional[int], typer.Option(help="members per Dask task (default: about 4 tasks per worker, at most 16)")]
+_BATCH = Annotated[Optional[int], typer.Option(help="members per Dask task (default: about 16 tasks per worker, at most 16 members)")]
 _PROGRESS = Annotated[bool, typer.Option("--progress/--no-progress")]
 
 

@@ -7,7 +7,7 @@ elements, a swept parameter). Every member shares a :class:`StudySetup`: epoch, 
 horizon, tolerance.
 
 :func:`run_study` cuts the members into batches and submits each batch as one Dask task
-(:func:`lifetime` per member on a worker). By default the tasks run on a ``LocalCluster`` on
+(one ensemble propagation per batch on a worker). By default the tasks run on a ``LocalCluster`` on
 this machine (processes with one thread each, so compiled kernels never oversubscribe the
 cores); given a scheduler address, or ``DASK_SCHEDULER_ADDRESS`` in the environment, the same
 study runs unchanged on an existing cluster (its workers need qamar and ``QAMAR_DATA_DIR``;
@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from qamar.constants import MOON_RADIUS_KM
+from qamar.constants import MOON_RADIUS_KM, SECONDS_PER_DAY
 from qamar.errors import InvalidOrbitError, QamarError
 from qamar.frames import icrf_to_pa
 from qamar.io import atomic_write
@@ -51,7 +51,8 @@ from qamar.orbit.elements import (
     state_from_apsides,
 )
 from qamar.orbit.forces import ForceModel
-from qamar.orbit.lifetime import DEFAULT_RTOL, lifetime
+from qamar.orbit.ensemble import propagate_ensemble
+from qamar.orbit.lifetime import DEFAULT_RTOL
 from qamar.time import tdb_s_to_utc
 
 STATE_COLUMNS = ("x_km", "y_km", "z_km", "vx_km_s", "vy_km_s", "vz_km_s")
@@ -62,7 +63,7 @@ SPACECRAFT_COLUMNS = ("mass_kg", "area_m2", "cr")
 """A member's spacecraft for solar radiation pressure (cannonball)."""
 RESULT_COLUMNS = (
     "lifetime_days", "impact_t_tdb_s", "impact_utc", "impact_lat_deg", "impact_lon_deg",
-    "min_periapsis_alt_km", "steps", "wall_s",
+    "min_periapsis_alt_km", "steps",
 )  # fmt: skip
 """What a study adds per member. Missing values (no impact) are NaN, or None for ``impact_utc``."""
 
@@ -261,31 +262,32 @@ def write_results(path: str | Path, results: pd.DataFrame, setup: StudySetup, ex
 def run_batch(setup: StudySetup, inputs: pd.DataFrame) -> pd.DataFrame:
     """Lifetime of every member in ``inputs``: a table of ``member_id`` and RESULT_COLUMNS.
 
-    This is the Dask task; it runs in a worker process. Each member flies
-    ``setup.forces`` with its own mass, area and Cr. Raises what :func:`lifetime` raises.
+    This is the Dask task; it runs in a worker process and propagates the members as one
+    ensemble on one thread (:func:`~qamar.orbit.ensemble.propagate_ensemble`, identical per
+    member to a single-orbit run). Each member's mass, area and Cr enter through its SRP scale.
+    Raises what propagate_ensemble raises.
     """
-    rows = []
-    for member in inputs.itertuples(index=False):
-        forces = replace(setup.forces, mass_kg=member.mass_kg, area_m2=member.area_m2, cr=member.cr)
-        state = np.array([getattr(member, c) for c in STATE_COLUMNS])
-        result = lifetime(setup.t0_tdb_s, state, forces, setup.horizon_days, rtol=setup.rtol, progress=False)
-        summary = result.summary()
-        rows.append({
-            "member_id": member.member_id,
-            "lifetime_days": result.lifetime_days,
-            "impact_t_tdb_s": result.impact_t_tdb_s,
-            "impact_utc": summary["impact_utc"],
-            "impact_lat_deg": result.impact_lat_deg,
-            "impact_lon_deg": result.impact_lon_deg,
-            "min_periapsis_alt_km": result.min_periapsis_alt_km,
-            "steps": result.steps,
-            "wall_s": result.wall_s,
-        })  # fmt: skip
-    table = pd.DataFrame(rows, columns=["member_id", *RESULT_COLUMNS])
-    for name in RESULT_COLUMNS:
-        if name != "impact_utc":
-            table[name] = table[name].astype(np.int64 if name == "steps" else float)
-    return table
+    states = inputs[list(STATE_COLUMNS)].to_numpy(dtype=float)
+    # Reference spacecraft of unit Cr A / m: a member's SRP scale is then its own Cr A / m.
+    unit = replace(setup.forces, mass_kg=1.0, area_m2=1.0, cr=1.0)
+    scale = (inputs["cr"] * inputs["area_m2"] / inputs["mass_kg"]).to_numpy(dtype=float) if unit.srp else None
+    result = propagate_ensemble(setup.t0_tdb_s, states, unit, setup.horizon_days * SECONDS_PER_DAY, srp_scale=scale,
+                                rtol=setup.rtol, threads=1, progress=False)  # fmt: skip
+    impact = result.impact_t_tdb_s
+    impact_utc = np.full(impact.size, None, dtype=object)
+    hit = np.isfinite(impact)
+    if hit.any():
+        impact_utc[hit] = tdb_s_to_utc(impact[hit], digits=3)
+    return pd.DataFrame({
+        "member_id": inputs["member_id"].to_numpy(),
+        "lifetime_days": result.lifetime_days,
+        "impact_t_tdb_s": impact,
+        "impact_utc": impact_utc,
+        "impact_lat_deg": result.impact_lat_deg,
+        "impact_lon_deg": result.impact_lon_deg,
+        "min_periapsis_alt_km": result.min_periapsis_alt_km,
+        "steps": result.steps,
+    })  # fmt: skip
 
 
 def local_cluster_options(workers: int) -> dict:
@@ -346,7 +348,8 @@ def run_study(
     """Lifetime of every member on Dask, resumable through Parquet parts in ``parts_dir``.
 
     Members already in parts are not recomputed. ``batch_size`` members go into one task
-    (default: about four tasks per worker thread, at most 16 members each). ``scheduler``: a
+    (default: about 16 tasks per worker thread, so that members of very different
+    lifetimes still share the work evenly; at most 16 members each). ``scheduler``: a
     Dask scheduler address (else ``DASK_SCHEDULER_ADDRESS``, else a local cluster of
     ``workers`` processes). ``progress`` shows a bar over members on stderr.
 
@@ -368,7 +371,7 @@ def run_study(
     if len(inputs):
         with dask_client(scheduler, workers) as client:
             threads = max(1, sum(client.nthreads().values()))
-            size = batch_size or min(16, max(1, math.ceil(len(inputs) / (4 * threads))))
+            size = batch_size or min(16, max(1, math.ceil(len(inputs) / (16 * threads))))
             if size < 1:
                 raise QamarError(f"batch_size={batch_size} must be at least 1 member per task.")
             _compute(client, setup, inputs, size, parts_dir, fingerprint, len(members), len(done), progress)
