@@ -142,55 +142,137 @@ def _bilinear(heights, lev, shapes, grids, x, y):
     return top + wr * (bot - top)
 
 
-def _horizon_rows_py(row0, row1, col0, col1, heights, shapes, grids, last_sample, proj, radius_m,
-                     observer_height_m, cos_az, sin_az, cot_d, inv_sin_d, cos_d, sin_d, out):
-    """Horizon of pixels [row0:row1, col0:col1] of level 0 into out[row - row0, col - col0, :]."""
+@njit(cache=True, fastmath=False, nogil=True)
+def _region_max(pyr, pyr_shapes, lev, k, fr, fc):
+    """Upper bound of the bilinear heights of level ``lev`` within 2**k pixels (each axis) of
+    the fractional index (fr, fc): the dilated block maximum of pyramid level k; -inf when
+    no such point lies in the level."""
+    bi = int(math.floor(fr)) >> k
+    bj = int(math.floor(fc)) >> k
+    nyk = pyr_shapes[lev, k, 1]
+    nxk = pyr_shapes[lev, k, 2]
+    if bi < -1 or bj < -1 or bi > nyk or bj > nxk:
+        return -np.inf
+    bi = min(max(bi, 0), nyk - 1)
+    bj = min(max(bj, 0), nxk - 1)
+    return pyr[pyr_shapes[lev, k, 0] + bi * nxk + bj]
+
+
+@njit(cache=True, fastmath=False, nogil=True)
+def _group_bound(c, sa, sb, cot_d, inv_sin_d, cos_d):
+    """Largest tan(elevation) = (cos(theta) - c) / sin(theta) over samples sa..sb, with
+    c = r_obs / (R + M) for terrain no higher than M. Its derivative (c cos - 1) / sin^2
+    changes sign once, at cos(theta*) = 1/c, where it peaks at -sqrt(c^2 - 1)."""
+    if c <= 1.0 or cos_d[sa] <= 1.0 / c:
+        return cot_d[sa] - c * inv_sin_d[sa]
+    if cos_d[sb] >= 1.0 / c:
+        return cot_d[sb] - c * inv_sin_d[sb]
+    return -math.sqrt(c * c - 1.0)
+
+
+@njit(cache=True, fastmath=False, nogil=True)
+def _sample_height(s, ux, uy, uz, tx, ty, tz, cos_d, sin_d, last_sample, heights, shapes, grids, proj):
+    """Height (m) of ray sample ``s``: from the finest level allowed at its distance that
+    holds it, else the coarser ones; NaN outside all levels."""
+    n_lev = shapes.shape[0]
+    lev = 0
+    while s > last_sample[lev]:
+        lev += 1
+    mx, my = unit_to_map(cos_d[s] * ux + sin_d[s] * tx, cos_d[s] * uy + sin_d[s] * ty, cos_d[s] * uz + sin_d[s] * tz,
+                         proj)
+    h = _bilinear(heights, lev, shapes, grids, mx, my)
+    while np.isnan(h) and lev + 1 < n_lev:
+        lev += 1
+        h = _bilinear(heights, lev, shapes, grids, mx, my)
+    return h
+
+
+@njit(cache=True, fastmath=False, nogil=True)
+def _group_may_beat(g, start, lev, kpyr, best, ro, ux, uy, uz, tx, ty, tz, cos_d, sin_d, cot_d, inv_sin_d, grids,
+                    pyr, pyr_shapes, radius_m, proj):
+    """False when no sample of group ``g`` can exceed ``best`` (tan elevation): the highest
+    terrain within reach of the group's middle sample (dilated max pyramid at level
+    ``kpyr[g, lv]`` of every DEM level from ``lev[g]`` on) is too low, or there is none."""
+    s0 = start[g]
+    s1 = start[g + 1]
+    sm = (s0 + s1) // 2
+    mx, my = unit_to_map(cos_d[sm] * ux + sin_d[sm] * tx, cos_d[sm] * uy + sin_d[sm] * ty, cos_d[sm] * uz + sin_d[sm] * tz,
+                         proj)
+    top = -np.inf
+    for lv in range(lev[g], grids.shape[0]):
+        top = max(top, _region_max(pyr, pyr_shapes, lv, kpyr[g, lv], my * grids[lv, 2] + grids[lv, 3],
+                                   mx * grids[lv, 0] + grids[lv, 1]))
+    return top > -np.inf and _group_bound(ro / (radius_m + top), s0, s1 - 1, cot_d, inv_sin_d, cos_d) > best
+
+
+def _horizon_rows_py(row0, row1, col0, col1, heights, shapes, grids, last_sample, pyr, pyr_shapes, proj,
+                     radius_m, observer_height_m, cos_az, sin_az, cot_d, inv_sin_d, cos_d, sin_d,
+                     start1, lev1, k1, start2, lev2, k2, ratio, out):
+    """Horizon of pixels [row0:row1, col0:col1] of level 0 into out[row - row0, col - col0, :].
+
+    tan(e) = max over samples of cot(theta) - r_obs / ((R + h) sin(theta)). Each ray starts
+    from the sample that held the horizon of the previous pixel in the same azimuth (a true
+    sample, so a valid lower bound; pixels of a row are the inner loop so neighbouring rays
+    share cache lines). Samples come in groups of ``ratio`` subgroups (``start1``/``start2``,
+    see :func:`_groups`); a (sub)group is skipped when the highest terrain any of its samples
+    could meet cannot beat the horizon so far (:func:`_group_may_beat`). Skipping never
+    changes the result.
+    """
     n_lev = shapes.shape[0]
     n_az = cos_az.size
-    n_s = cot_d.size
     nx0 = shapes[0, 2]
+    n_col = col1 - col0
     for i in prange(row0, row1):
-        y = (i + 0.5 - grids[0, 3]) / grids[0, 2]
-        for j in range(col0, col1):
-            h_p = heights[i * nx0 + j]
-            if np.isnan(h_p):
-                out[i - row0, j - col0, :] = NODATA_CDEG
-                continue
-            x = (j + 0.5 - grids[0, 1]) / grids[0, 0]
-            ux, uy, uz = map_to_unit(x, y, proj)
+        y = (i - grids[0, 3]) / grids[0, 2]
+        # per pixel of the row: up (u), north (n), east (e) in ME and the observer's radius
+        u = np.empty((n_col, 3))
+        nrt = np.empty((n_col, 3))
+        east = np.empty((n_col, 2))
+        r_obs = np.empty(n_col)
+        for jj in range(n_col):
+            h_p = heights[i * nx0 + col0 + jj]
+            r_obs[jj] = radius_m + h_p + observer_height_m
+            ux, uy, uz = map_to_unit((col0 + jj - grids[0, 1]) / grids[0, 0], y, proj)
             cos_lat = math.sqrt(ux * ux + uy * uy)
             cl, sl = (ux / cos_lat, uy / cos_lat) if cos_lat > 0.0 else (1.0, 0.0)
-            # local north and east (ME); uz is sin(lat)
-            nx_, ny_, nz_ = -uz * cl, -uz * sl, cos_lat
-            ex, ey = -sl, cl
-            r_obs = radius_m + h_p + observer_height_m
-            for k in range(n_az):
-                tx = cos_az[k] * nx_ + sin_az[k] * ex
-                ty = cos_az[k] * ny_ + sin_az[k] * ey
-                tz = cos_az[k] * nz_
-                best = -np.inf
-                lev = 0
-                for s in range(n_s):
-                    while s > last_sample[lev]:
-                        lev += 1
-                    vx = cos_d[s] * ux + sin_d[s] * tx
-                    vy = cos_d[s] * uy + sin_d[s] * ty
-                    vz = cos_d[s] * uz + sin_d[s] * tz
-                    mx, my = unit_to_map(vx, vy, vz, proj)
-                    h = _bilinear(heights, lev, shapes, grids, mx, my)
-                    lv = lev + 1
-                    while np.isnan(h) and lv < n_lev:  # outside this level: try the coarser ones
-                        h = _bilinear(heights, lv, shapes, grids, mx, my)
-                        lv += 1
-                    if np.isnan(h):
+            u[jj, 0], u[jj, 1], u[jj, 2] = ux, uy, uz
+            nrt[jj, 0], nrt[jj, 1], nrt[jj, 2] = -uz * cl, -uz * sl, cos_lat
+            east[jj, 0], east[jj, 1] = -sl, cl
+        # azimuth outside, pixels inside: neighbouring rays read the same cache lines
+        for k in range(n_az):
+            s_best = 0
+            for jj in range(n_col):
+                if np.isnan(r_obs[jj]):
+                    out[i - row0, jj, k] = NODATA_CDEG
+                    continue
+                ux, uy, uz = u[jj, 0], u[jj, 1], u[jj, 2]
+                tx = cos_az[k] * nrt[jj, 0] + sin_az[k] * east[jj, 0]
+                ty = cos_az[k] * nrt[jj, 1] + sin_az[k] * east[jj, 1]
+                tz = cos_az[k] * nrt[jj, 2]
+                ro = r_obs[jj]
+                h = _sample_height(s_best, ux, uy, uz, tx, ty, tz, cos_d, sin_d, last_sample, heights, shapes, grids, proj)
+                best = cot_d[s_best] - ro * inv_sin_d[s_best] / (radius_m + h) if not np.isnan(h) else -np.inf
+                for g1 in range(start1.size - 1):
+                    if best > -np.inf and not _group_may_beat(g1, start1, lev1, k1, best, ro, ux, uy, uz, tx, ty, tz,
+                                                              cos_d, sin_d, cot_d, inv_sin_d, grids, pyr, pyr_shapes,
+                                                              radius_m, proj):
                         continue
-                    v = cot_d[s] - r_obs * inv_sin_d[s] / (radius_m + h)
-                    if v > best:
-                        best = v
+                    for g2 in range(g1 * ratio, min((g1 + 1) * ratio, start2.size - 1)):
+                        if best > -np.inf and not _group_may_beat(g2, start2, lev2, k2, best, ro, ux, uy, uz, tx, ty,
+                                                                  tz, cos_d, sin_d, cot_d, inv_sin_d, grids, pyr,
+                                                                  pyr_shapes, radius_m, proj):
+                            continue
+                        for s in range(start2[g2], start2[g2 + 1]):
+                            h = _sample_height(s, ux, uy, uz, tx, ty, tz, cos_d, sin_d, last_sample, heights, shapes,
+                                               grids, proj)
+                            # v = cot - r_obs / ((R + h) sin) > best, without a division per sample
+                            if (cot_d[s] - best) * (radius_m + h) > ro * inv_sin_d[s]:
+                                best = cot_d[s] - ro * inv_sin_d[s] / (radius_m + h)
+                                s_best = s
                 if best == -np.inf:
-                    out[i - row0, j - col0, k] = -9000
+                    out[i - row0, jj, k] = -9000
                 else:
-                    out[i - row0, j - col0, k] = round(math.degrees(math.atan(best)) * 100.0)
+                    out[i - row0, jj, k] = round(math.degrees(math.atan(best)) * 100.0)
 
 
 _horizon_rows_parallel = njit(cache=True, fastmath=False, nogil=True, parallel=True)(_horizon_rows_py)
@@ -237,15 +319,61 @@ def _check_same_crs(dem: Dem, other: Dem, name: str) -> None:
         )
 
 
+# Samples per group and per subgroup of the skipping test (see _horizon_rows_py).
+_GROUP_SAMPLES = (32, 4)
+
+
 @dataclass(frozen=True)
 class _Levels:
-    """DEM levels, finest first, packed for the kernel (see :func:`_bilinear`), and the last
-    sample index each level may serve."""
+    """DEM levels, finest first, packed for the kernel (see :func:`_bilinear`), the last
+    sample index each level may serve, and their dilated max pyramids (see :func:`_region_max`)."""
 
     heights: np.ndarray
     shapes: np.ndarray
     grids: np.ndarray
     last_sample: np.ndarray
+    pyr: np.ndarray
+    pyr_shapes: np.ndarray
+    px_per_m: np.ndarray
+
+
+def _max_pyramid(elev: np.ndarray) -> list[np.ndarray]:
+    """Dilated max pyramid: level k block (I, J) bounds the bilinear surface over pixel rows
+    and columns [I 2^k - 2^k, (I + 2) 2^k] (its block and the 8 around it), holes ignored."""
+    e = np.where(np.isnan(elev), -np.inf, elev).astype(np.float32)
+    m = np.full((e.shape[0], e.shape[1]), -np.inf, dtype=np.float32)  # cell (i, j) spans pixels i..i+1, j..j+1
+    m[:, :] = e
+    m[:-1, :] = np.maximum(m[:-1, :], e[1:, :])
+    m[:, :-1] = np.maximum(m[:, :-1], m[:, 1:])
+    out = []
+    while True:
+        pad = np.pad(m, 1, constant_values=-np.inf)
+        d = m.copy()
+        for di in (0, 1, 2):
+            for dj in (0, 1, 2):
+                np.maximum(d, pad[di:di + m.shape[0], dj:dj + m.shape[1]], out=d)
+        out.append(d)
+        if m.shape[0] == 1 and m.shape[1] == 1:
+            return out
+        ny, nx = (m.shape[0] + 1) // 2, (m.shape[1] + 1) // 2
+        m = np.pad(m, ((0, 2 * ny - m.shape[0]), (0, 2 * nx - m.shape[1])), constant_values=-np.inf)
+        m = m.reshape(ny, 2, nx, 2).max(axis=(1, 3))
+
+
+def _map_units_per_m(d: Dem) -> float:
+    """Largest map distance per metre of ground over the DEM's extent (5 % margin)."""
+    ny, nx = d.shape
+    t = d.transform
+    cols, rows = np.meshgrid(np.linspace(0, nx, 33), np.linspace(0, ny, 33))
+    x, y = t.c + t.a * cols, t.f + t.e * rows
+    step = min(t.a, -t.e) * 0.01
+    u = np.array([map_to_unit(xi, yi, d.projection.params) for xi, yi in zip(x.ravel(), y.ravel())])
+    worst = np.inf
+    for dx, dy in ((step, 0.0), (0.0, step)):
+        v = np.array([map_to_unit(xi + dx, yi + dy, d.projection.params) for xi, yi in zip(x.ravel(), y.ravel())])
+        ground_m = np.linalg.norm(u - v, axis=1) * d.radius_m
+        worst = min(worst, float(np.min(ground_m)) / step)
+    return 1.05 / worst
 
 
 def _levels(dem: Dem, far_dem: Dem | None, distances_m: np.ndarray, fine_distance_m: float,
@@ -261,7 +389,32 @@ def _levels(dem: Dem, far_dem: Dem | None, distances_m: np.ndarray, fine_distanc
     grids = np.array([[1 / t.a, -t.c / t.a - 0.5, 1 / t.e, -t.f / t.e - 0.5] for t in (d.transform for d, _ in chain)])
     last = np.array([np.searchsorted(distances_m, lim, side="right") - 1 for _, lim in chain], dtype=np.int64)
     last[-1] = distances_m.size - 1
-    return _Levels(heights, shapes, grids, last)
+    pyramids = [_max_pyramid(d.elevation_m) for d, _ in chain]
+    n_k = max(len(p) for p in pyramids)
+    pyr_shapes = np.zeros((len(chain), n_k, 3), dtype=np.int64)
+    flat, off = [], 0
+    for lv, pyramid in enumerate(pyramids):
+        for k in range(n_k):
+            level = pyramid[min(k, len(pyramid) - 1)]
+            pyr_shapes[lv, k] = (off, *level.shape)
+            flat.append(level.ravel())
+            off += level.size
+    px_per_m = np.array([_map_units_per_m(d) / min(d.transform.a, -d.transform.e) for d, _ in chain])
+    return _Levels(heights, shapes, grids, last, np.concatenate(flat), pyr_shapes, px_per_m)
+
+
+def _groups(distances_m: np.ndarray, levels: _Levels, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Groups of ``size`` samples for the kernel: start indices (n_groups + 1), the finest
+    DEM level allowed at each group's first sample, and per group and DEM level the
+    max-pyramid level whose dilated blocks cover every sample of the group."""
+    start = np.append(np.arange(0, distances_m.size, size), distances_m.size)
+    first, last = start[:-1], start[1:] - 1
+    mid = (start[:-1] + start[1:]) // 2
+    half_m = np.maximum(distances_m[mid] - distances_m[first], distances_m[last] - distances_m[mid])
+    reach_px = half_m[:, None] * levels.px_per_m[None, :]
+    k = np.ceil(np.log2(np.maximum(reach_px, 1.0))).astype(np.int64)
+    lev = np.searchsorted(levels.last_sample, first, side="left")
+    return start, lev, np.ascontiguousarray(np.minimum(k, levels.pyr_shapes.shape[1] - 1))
 
 
 def _validate(dem: Dem, far_dem: Dem | None, n_azimuths: int, max_distance_km: float, observer_height_m: float,
@@ -321,9 +474,11 @@ def compute_horizon(
     out = np.empty((ny, nx, n_azimuths), dtype=np.int16)
     az = np.arange(n_azimuths) * (2.0 * np.pi / n_azimuths)
     theta = distances_m / dem.radius_m
-    args = (levels.heights, levels.shapes, levels.grids, levels.last_sample, dem.projection.params, dem.radius_m,
-            float(observer_height_m), np.cos(az), np.sin(az), 1.0 / np.tan(theta), 1.0 / np.sin(theta),
-            np.cos(theta), np.sin(theta))
+    args = (levels.heights, levels.shapes, levels.grids, levels.last_sample, levels.pyr, levels.pyr_shapes,
+            dem.projection.params, dem.radius_m, float(observer_height_m), np.cos(az), np.sin(az),
+            1.0 / np.tan(theta), 1.0 / np.sin(theta), np.cos(theta), np.sin(theta),
+            *_groups(distances_m, levels, _GROUP_SAMPLES[0]), *_groups(distances_m, levels, _GROUP_SAMPLES[1]),
+            _GROUP_SAMPLES[0] // _GROUP_SAMPLES[1])
     block = max(1, min(ny, 2 * (os.cpu_count() or 1)))
     with tqdm(total=ny, desc="horizon", unit="row", disable=not progress) as bar:
         for r in range(0, ny, block):

@@ -344,7 +344,7 @@ def _slope_aspect_roughness(p_me, up, east, north, slope_deg, aspect_deg, rough_
             b = p_me[i - 1, j] - p_me[i + 1, j]  # towards -row (map +y)
             n = np.cross(a, b)
             norm = math.sqrt(n[0] * n[0] + n[1] * n[1] + n[2] * n[2])
-            if not norm > 0.0:  # NaN neighbours or degenerate
+            if not norm > 0.0 or np.isnan(p_me[i, j, 0]):  # a hole here or next door, or degenerate
                 continue
             n /= norm
             nu = n[0] * up[i, j, 0] + n[1] * up[i, j, 1] + n[2] * up[i, j, 2]
