@@ -16,8 +16,9 @@ Sources
 What is not known: the node, argument of periapsis and release anomaly of PFS-2, which set how
 the mascons pump its eccentricity. The test therefore releases it at periapsis with the node
 at four quarter-turns in the Moon PA frame; each run crashing within weeks, and the observed
-35 days falling inside their spread, is the honest claim. Gravity to degree 50: the degree-100
-runs of the slow test agree within a few days.
+35 days falling inside their spread, is the honest claim (measured at degree 50: 47.8, 29.6,
+30.0 and 36.4 days for nodes 0, 90, 180, 270 deg). Gravity to degree 50: at degree 100 the same
+four runs crash within 0.33 days of these (slow test).
 """
 
 import json
@@ -203,16 +204,18 @@ def test_bad_horizon_is_rejected(forces50):
 
 @pytest.mark.slow
 def test_pfs2_at_degree_100_agrees_with_degree_50(pfs2_runs):
-    """Justifies degree 50 in the default suite: the lifetimes move by a few days at most."""
+    """Justifies degree 50 in the default suite: the lifetimes move by less than a day (measured:
+    47.91, 29.48, 29.88, 36.07 days at degree 100)."""
     forces100 = _forces(100)
     for raan, run50 in pfs2_runs.items():
         run100 = _pfs2(forces100, raan)
         assert run100.crashed
-        assert abs(run100.lifetime_days - run50.lifetime_days) < 5.0
+        assert abs(run100.lifetime_days - run50.lifetime_days) < 1.0
 
 
 @pytest.mark.slow
 def test_frozen_86_deg_survives_the_three_year_default_horizon(forces50):
+    """Measured: no impact in 1095 days, lowest periapsis 32 km."""
     t0 = utc_to_tdb_s(FROZEN_EPOCH_UTC)
     result = lifetime(t0, _state(forces50, t0, 100.0, 100.0, 86.0, 0.0), forces50, progress=False)
     assert result.horizon_days == 1095.0
