@@ -6,7 +6,6 @@ sample out, exit code 2) and no file is written: an empty table would look like 
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -15,8 +14,6 @@ import typer
 from qamar.cli.common import sub_app, user_errors
 
 payload_app = sub_app("Cameras: imaging opportunities, plans and coverage.")
-
-_POINT = re.compile(r"^\s*([-+]?\d+(?:\.\d*)?)\s*,\s*([-+]?\d+(?:\.\d*)?)\s*$")
 
 Scenario = Annotated[Path, typer.Argument(help="scenario YAML file with a payload block")]
 Days = Annotated[Optional[float], typer.Option(help="days from the scenario epoch (default: the scenario's duration)")]
@@ -34,13 +31,6 @@ def _sun_range(text: str | None, default: tuple[float, float]) -> tuple[float, f
     except ValueError:
         raise typer.BadParameter(f"{text!r} is not LO:HI in degrees, e.g. 5:60", param_hint="--sun-elev-deg") from None
     return lo, hi
-
-
-def _target(text: str):
-    from qamar.payload.targets import feature, point
-
-    match = _POINT.match(text)
-    return point(float(match[1]), float(match[2])) if match else feature(text)
 
 
 def _setup(scenario: Path, days: float | None, progress: bool):
@@ -83,13 +73,12 @@ def payload_opportunities(
 ) -> None:
     """Windows when a target is in a camera's footprint, well lit and sharp enough; ranked."""
     from qamar.cli.common import fail
-    from qamar.payload.opportunities import write_csv
-
-    from qamar.payload.opportunities import find_opportunities
+    from qamar.payload.opportunities import find_opportunities, write_csv
+    from qamar.payload.targets import parse_target
 
     scn, cameras, trajectory = _setup(scenario, days, progress)
     constraints = _constraints(scn, sun_elev_deg, max_gsd_m, max_emission_deg, whole_target, track)
-    result = find_opportunities(trajectory, cameras, _target(target), constraints, step_s=step_s)
+    result = find_opportunities(trajectory, cameras, parse_target(target), constraints, step_s=step_s)
     if not result.opportunities:
         fail(result.explain())
     write_csv(result.opportunities, out)
@@ -124,12 +113,13 @@ def payload_plan(
     from qamar.payload.opportunities import write_csv
     from qamar.payload.plan import write_plan_csv
     from qamar.payload.plots import plot_opportunities
+    from qamar.payload.targets import parse_target
     from qamar.time import tdb_s_to_utc
 
     scn, cameras, trajectory = _setup(scenario, days, progress)
     constraints = _constraints(scn, sun_elev_deg, max_gsd_m, max_emission_deg, False, False)
     tracks = analyse_comms(scn, trajectory).tracks
-    imaging = analyse_imaging(scn, trajectory, cameras, [_target(name) for name in target], constraints, tracks,
+    imaging = analyse_imaging(scn, trajectory, cameras, [parse_target(name) for name in target], constraints, tracks,
                               images_per_target=images_per_target, step_s=step_s)
     searches, found, plan = imaging.searches, imaging.opportunities, imaging.plan
     for search in searches:

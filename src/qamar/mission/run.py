@@ -19,6 +19,12 @@ from pathlib import Path
 import numpy as np
 
 from qamar.constants import MOON_RADIUS_KM
+from qamar.mission.orbiter import (
+    CommsAnalysis,
+    analyse_comms,
+    analyse_imaging,
+    scenario_cameras,
+)
 from qamar.mission.report import Report
 from qamar.mission.scenario import Forces, Orbit, Propagation, Scenario, Spacecraft
 from qamar.orbit.elements import state_from_apsides
@@ -167,32 +173,44 @@ def write_json(path: Path, document: dict) -> Path:
 def run_scenario(scenario: Scenario, out_dir: Path, progress: bool = True) -> dict:
     """Run every analysis of ``scenario`` and write its products into ``out_dir``.
 
-    Products: summary.json, trajectory.oem, trajectory.csv, PNG plots and report.html.
-    Returns the summary. Nothing is written to ``out_dir`` if any analysis fails.
+    Products: summary.json, trajectory.oem/.csv, report.html and PNG plots; with a ``comms``
+    block contacts.csv; with a ``payload`` block the imaging plan and coverage maps. Returns
+    the summary. Nothing is written to ``out_dir`` if any analysis fails.
     """
-    from qamar.orbit import plots
-
     run = propagate_orbit(scenario.spacecraft, scenario.orbit, scenario.forces, scenario.propagation, progress)
-    summary = {"scenario": scenario.name, "orbit": orbit_summary(run)}
+    report = Report(f"{scenario.name}: mission analysis", scenario.description)
+    summary = {"scenario": scenario.name}
     with staged_output(out_dir) as stage:
-        step_s = scenario.propagation.output_step_s
-        run.trajectory.to_oem(stage / "trajectory.oem", step_s=step_s, object_name=scenario.spacecraft.name)
-        run.trajectory.to_csv(stage / "trajectory.csv", step_s=step_s)
-        figures = {
-            "altitude.png": (plots.plot_altitude, "Altitude over the 1737.4 km sphere"),
-            "apsides.png": (plots.plot_apsides, "Periapsis and apoapsis altitude history"),
-            "ground_track.png": (plots.plot_ground_track, "Ground track (Moon ME frame)"),
-            "eclipses.png": (plots.plot_eclipses, "Umbra and penumbra passes: duration against date"),
-        }
-        for name, (plot, _) in figures.items():
-            plot(run.trajectory, stage / name)
+        summary["orbit"] = _orbit_products(scenario, run, stage, report)
+        if scenario.comms or scenario.payload:
+            comms = analyse_comms(scenario, run.trajectory)
+            summary["comms"] = _comms_products(comms, stage, report)
+        if scenario.payload:
+            cameras = scenario_cameras(scenario, run.trajectory)
+            summary["imaging"] = _imaging_products(scenario, run.trajectory, cameras, comms, stage, report)
+            summary["coverage"] = _coverage_products(scenario, run.trajectory, cameras, stage, report)
+        if scenario.assumptions:
+            report.section("Assumptions").items(list(scenario.assumptions), css_class="assume")
         write_json(stage / "summary.json", summary)
-        _orbit_report(scenario, run, summary["orbit"], figures, stage).write(stage / "report.html")
+        report.write(stage / "report.html")
     return summary
 
 
-def _orbit_report(scenario: Scenario, run: OrbitRun, orbit: dict, figures: dict, stage: Path) -> Report:
-    report = Report(f"{scenario.name}: mission analysis", scenario.description)
+def _orbit_products(scenario: Scenario, run: OrbitRun, stage: Path, report: Report) -> dict:
+    from qamar.orbit import plots
+
+    orbit = orbit_summary(run)
+    step_s = scenario.propagation.output_step_s
+    run.trajectory.to_oem(stage / "trajectory.oem", step_s=step_s, object_name=scenario.spacecraft.name)
+    run.trajectory.to_csv(stage / "trajectory.csv", step_s=step_s)
+    figures = {
+        "altitude.png": (plots.plot_altitude, "Altitude over the 1737.4 km sphere"),
+        "apsides.png": (plots.plot_apsides, "Periapsis and apoapsis altitude history"),
+        "ground_track.png": (plots.plot_ground_track, "Ground track (Moon ME frame)"),
+        "eclipses.png": (plots.plot_eclipses, "Umbra and penumbra passes: duration against date"),
+    }
+    for name, (plot, _) in figures.items():
+        plot(run.trajectory, stage / name)
     overview = report.section("Orbit and lifetime")
     fate = (
         f"The spacecraft impacts the Moon on {orbit['impact_utc']} at latitude {orbit['impact_lat_deg']:.2f} deg, "
@@ -234,7 +252,116 @@ def _orbit_report(scenario: Scenario, run: OrbitRun, orbit: dict, figures: dict,
         header=["quantity", "value"],
     )
     eclipses.figure(stage / "eclipses.png", figures["eclipses.png"][1])
-    if scenario.assumptions:
-        report.section("Assumptions").items(list(scenario.assumptions), css_class="assume")
-    return report
+    return orbit
 
+
+
+def _comms_products(comms: CommsAnalysis, stage: Path, report: Report) -> dict:
+    from qamar.comms.budget import write_contacts_csv
+    from qamar.comms.link import budget_table
+    from qamar.comms.plots import plot_contacts
+
+    spec, found, summary = comms.spec, comms.contacts, comms.summary
+    write_contacts_csv(stage / "contacts.csv", found, spec.radio, spec.downlink.setup_s)
+    first_week = (found.start_tdb_s, min(found.stop_tdb_s, found.start_tdb_s + 7 * 86400.0))
+    plot_contacts(found, stage / "contacts.png", tracks=comms.tracks, span_tdb_s=first_week)
+    section = report.section("Earth stations and downlink")
+    section.text(
+        f"{len(found.passes)} passes over {len(found.stations)} stations between {summary['start_utc']} and "
+        f"{summary['stop_utc']} (elevation mask {found.min_elev_deg:g} deg, line of sight clear of the Moon). "
+        f"At least one station hears the spacecraft {summary['any_station_contact_h']:.0f} h of "
+        f"{summary['span_h']:.0f} h; mean one-way light time {summary['mean_light_time_s']:.3f} s. Downlinking one "
+        f"station at a time, the schedule carries {summary['downlink']['total_mbit']:,.0f} Mbit."
+    )
+    section.table(
+        [[s["name"], s["dish_m"], s["passes"], s["total_contact_h"], s["max_elev_deg"], s["g_over_t_db_k"],
+          s["margin_db_at_lowest_rate"]] for s in summary["stations"]],
+        header=["station", "dish (m)", "passes", "contact (h)", "max elevation (deg)", "G/T (dB/K)",
+                f"margin at {spec.radio.rates_bps[0]:g} bit/s (dB)"],
+    )
+    mean_range_km = float(np.mean([np.mean(p.range_km) for p in found.passes]))
+    station = max(found.stations, key=lambda s: len(found.of(s.name)))
+    section.text(f"Link budget at the mean pass range through {station.name}:")
+    section.table(budget_table(mean_range_km, spec.radio, station), header=["line", "value"])
+    section.figure(stage / "contacts.png", "Passes in the first week; scheduled downlinks darker")
+    return {k: v for k, v in summary.items() if k != "passes"}  # every pass is in contacts.csv
+
+
+def _imaging_products(scenario: Scenario, trajectory, cameras, comms: CommsAnalysis, stage: Path,
+                      report: Report) -> dict:
+    from qamar.comms.plots import plot_backlog
+    from qamar.payload.opportunities import Constraints, write_csv
+    from qamar.payload.plan import write_plan_csv
+    from qamar.payload.plots import plot_opportunities
+    from qamar.payload.targets import parse_target
+    from qamar.time import tdb_s_to_utc
+
+    payload = scenario.payload
+    section = report.section("Imaging plan")
+    if not payload.targets:
+        section.text("No targets are listed in payload.targets.")
+        return {"targets": []}
+    constraints = Constraints(sun_elev_deg=payload.sun_elev_deg)
+    imaging = analyse_imaging(scenario, trajectory, cameras, [parse_target(t) for t in payload.targets],
+                              constraints, comms.tracks)
+    for search in imaging.searches:
+        section.text(search.explain() + ".")
+    plan = imaging.plan
+    result = {"targets": [s.target.name for s in imaging.searches],
+              "opportunities": len(imaging.opportunities), "images": 0}
+    if plan is None or not plan.images:
+        section.text("No image fits the conditions, the on-board storage and the downlink.")
+        return result
+    write_plan_csv(plan, stage / "plan.csv")
+    write_csv(sorted(imaging.opportunities, key=lambda o: -o.score), stage / "opportunities.csv")
+    span = dict(start_tdb_s=trajectory.start_tdb_s, stop_tdb_s=trajectory.end_tdb_s)
+    plot_opportunities(imaging.opportunities, stage / "opportunities.png", planned=plan.images, **span)
+    plot_backlog(plan.backlog, stage / "backlog.png", title="Image backlog on board (planned images)")
+    section.text(
+        f"{len(plan.images)} images ({plan.bits / 1e6:.1f} Mbit) fit {payload.storage_mbit:g} Mbit of storage "
+        f"and the downlink; peak backlog {plan.backlog.peak_backlog_bits / 1e6:.1f} Mbit. Every image is in plan.csv."
+    )
+    section.table(
+        [[tdb_s_to_utc(o.best_tdb_s, 0), o.target, o.camera, round(o.gsd_m, 1), round(o.sun_elev_deg, 1),
+          round(o.emission_deg, 1)] for o in plan.images[:25]],
+        header=["capture (UTC)", "target", "camera", "GSD (m)", "Sun elevation (deg)", "emission (deg)"],
+    )
+    section.figure(stage / "opportunities.png", "Imaging windows per target and camera; planned images starred")
+    section.figure(stage / "backlog.png", "Image data waiting on board for the downlink")
+    result.update(images=len(plan.images), image_mbit=plan.bits / 1e6,
+                  peak_backlog_mbit=plan.backlog.peak_backlog_bits / 1e6)
+    return result
+
+
+def _coverage_products(scenario: Scenario, trajectory, cameras, stage: Path, report: Report) -> dict:
+    from qamar.payload.coverage import coverage
+    from qamar.payload.plots import plot_coverage_global, plot_coverage_polar
+    from qamar.payload.targets import band
+
+    payload = scenario.payload
+    stop = min(trajectory.end_tdb_s, trajectory.start_tdb_s + payload.coverage_days * 86400.0)
+    regions = [band(-90, -80, "south of 80 S"), band(80, 90, "north of 80 N")]
+    section = report.section("Coverage")
+    result = {}
+    for light, suffix in ((None, ""), (payload.sun_elev_deg, "_good_light")):
+        cmap = coverage(trajectory, cameras, stop_tdb_s=stop, sun_elev_deg=light)
+        result["all" if light is None else "good_light"] = cmap.summary(regions)
+        plot_coverage_global(cmap, stage / f"coverage_global{suffix}.png")
+        plot_coverage_polar(cmap, stage / f"coverage_south{suffix}.png", pole="south", regions=regions[:1])
+    everything, lit = result["all"], result["good_light"]
+    section.text(
+        f"In the first {(stop - trajectory.start_tdb_s) / 86400.0:.0f} days the cameras see "
+        f"{everything['covered_pct']:.1f}% of the Moon, {lit['covered_pct']:.1f}% with the Sun "
+        f"{payload.sun_elev_deg[0]:g} to {payload.sun_elev_deg[1]:g} deg high (HEALPix pixels of "
+        f"{everything['pixel_km']:.1f} km, sampled every {everything['step_s']:g} s)."
+    )
+    section.table(
+        [[name, everything["covered_pct_by_camera"][name], lit["covered_pct_by_camera"][name]]
+         for name in everything["covered_pct_by_camera"]]
+        + [[region, everything["regions_pct"][region], lit["regions_pct"][region]] for region in everything["regions_pct"]],
+        header=["camera or region", "seen (%)", "seen in good light (%)"],
+    )
+    section.figure(stage / "coverage_global.png", "Hours in view of any camera")
+    section.figure(stage / "coverage_global_good_light.png", "Hours in view under good light")
+    section.figure(stage / "coverage_south.png", "South polar view")
+    return result

@@ -68,6 +68,8 @@ class PayloadSpec(_Strict):
     cameras: tuple[CameraSpec, ...] = Field(min_length=1)
     storage_mbit: float = Field(gt=0, description="on-board image storage, 1 Mbit = 1e6 bit")
     sun_elev_deg: tuple[float, float] = Field(default=(5.0, 60.0), description="good light: Sun elevation range")
+    targets: tuple[str, ...] = Field(default=(), description="IAU feature names or 'LAT,LON' the report plans images of")
+    coverage_days: float = Field(default=30.0, gt=0, description="span of the report's coverage maps, from the epoch")
 
     @model_validator(mode="after")
     def _checks(self) -> PayloadSpec:

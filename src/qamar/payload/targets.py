@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import difflib
 import functools
+import re
 import unicodedata
 from dataclasses import dataclass, field
 
@@ -193,3 +194,15 @@ def feature(name: str) -> Target:
         raise TargetNotFoundError(f"no lunar feature is named {name!r} in the IAU gazetteer; {hint}")
     official, diameter, lat, lon = table[key]
     return circle(lat, lon, diameter, official) if diameter > 0 else point(lat, lon, official)
+
+
+_LAT_LON = re.compile(r"^\s*([-+]?\d+(?:\.\d*)?)\s*,\s*([-+]?\d+(?:\.\d*)?)\s*$")
+
+
+def parse_target(text: str) -> Target:
+    """A target from text: ``"LAT,LON"`` in degrees (a point) or an IAU feature name.
+
+    Raises TargetNotFoundError (with close names) for an unknown feature.
+    """
+    match = _LAT_LON.match(text)
+    return point(float(match[1]), float(match[2])) if match else feature(text)
