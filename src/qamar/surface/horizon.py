@@ -39,20 +39,23 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
+import dask
 import numpy as np
 import rasterio
 from affine import Affine
+from dask.callbacks import Callback
 from numba import njit, prange
 from rasterio.crs import CRS
 from rasterio.windows import Window
 from tqdm import tqdm
 
 from qamar.errors import DataFormatError, ModelConfigError
-from qamar.surface.terrain import Dem, map_to_unit, unit_to_map
+from qamar.surface.terrain import Dem, map_to_unit, read_dem, unit_to_map
 
 NODATA_CDEG = -32768
 _TAG_PREFIX = "QAMAR_HORIZON_"
@@ -296,12 +299,14 @@ def sample_distances_m(pixel_m: float, max_distance_m: float, step_fraction: flo
 
 
 def block_mean(elevation_m: np.ndarray, factor: int) -> np.ndarray:
-    """Means of ``factor`` x ``factor`` blocks (float32), NaN where a block has no data;
-    trailing rows/columns that do not fill a block are dropped."""
+    """Means of ``factor`` x ``factor`` blocks (float32) over the pixels with data, NaN where
+    a block has none; trailing rows/columns that do not fill a block are dropped."""
     ny, nx = (elevation_m.shape[0] // factor) * factor, (elevation_m.shape[1] // factor) * factor
     blocks = elevation_m[:ny, :nx].astype(np.float64).reshape(ny // factor, factor, nx // factor, factor)
-    with np.errstate(invalid="ignore"):
-        return np.nanmean(blocks, axis=(1, 3)).astype(np.float32) if np.isnan(blocks).any() else blocks.mean(axis=(1, 3)).astype(np.float32)
+    valid = ~np.isnan(blocks)
+    count = valid.sum(axis=(1, 3))
+    total = np.where(valid, blocks, 0.0).sum(axis=(1, 3))
+    return np.where(count > 0, total / np.maximum(count, 1), np.nan).astype(np.float32)
 
 
 def coarse_dem(dem: Dem, factor: int) -> Dem:
@@ -431,10 +436,47 @@ def _validate(dem: Dem, far_dem: Dem | None, n_azimuths: int, max_distance_km: f
     if far_dem is not None:
         _check_same_crs(dem, far_dem, "far DEM")
     if not allow_holes:
-        dem.require_complete("a horizon map (pass allow_holes=True to leave hole pixels as no data and skip "
-                             "holes along the rays, which can lower horizons)")
-        if far_dem is not None:
-            far_dem.require_complete("the far DEM of a horizon map")
+        for name, d in (("DEM", dem), ("far DEM", far_dem)):
+            if d is not None and d.nodata_count:
+                raise DataFormatError(_holes_message(name, d.nodata_count, d.nodata_fraction))
+
+
+def _holes_message(name: str, count: int, fraction: float) -> str:
+    return (f"a horizon map needs a {name} without holes, but {count} pixels ({100 * fraction:.3g} %) have no data: "
+            "fill them (e.g. gdal_fillnodata.py), crop to the covered area, or pass allow_holes=True to mark hole "
+            "pixels as no data and skip holes along the rays (which can lower horizons)")
+
+
+def _settings(dem: Dem, n_azimuths: int, max_distance_km: float, step_fraction: float) -> tuple:
+    """Sample distances (m) and the azimuth/distance tables the kernel reads."""
+    distances_m = sample_distances_m(dem.pixel_size_m, max_distance_km * 1e3, step_fraction)
+    az = np.arange(n_azimuths) * (2.0 * np.pi / n_azimuths)
+    theta = distances_m / dem.radius_m
+    return distances_m, (np.cos(az), np.sin(az), 1.0 / np.tan(theta), 1.0 / np.sin(theta), np.cos(theta), np.sin(theta))
+
+
+def _horizon_window(dem: Dem, far_dem: Dem | None, coarse: Dem | None, fine_m: float, distances_m: np.ndarray,
+                    tables: tuple, observer_height_m: float, window: Window, parallel: bool,
+                    bar: tqdm | None) -> np.ndarray:
+    """int16 (rows, cols, n_az) horizon of the pixels of ``window`` of ``dem``."""
+    levels = _levels(dem, far_dem, distances_m, fine_m, coarse)
+    args = (levels.heights, levels.shapes, levels.grids, levels.last_sample, levels.pyr, levels.pyr_shapes,
+            dem.projection.params, dem.radius_m, float(observer_height_m), *tables,
+            *_groups(distances_m, levels, _GROUP_SAMPLES[0]), *_groups(distances_m, levels, _GROUP_SAMPLES[1]),
+            _GROUP_SAMPLES[0] // _GROUP_SAMPLES[1])
+    row0, col0 = int(window.row_off), int(window.col_off)
+    ny, nx = int(window.height), int(window.width)
+    out = np.empty((ny, nx, tables[0].size), dtype=np.int16)
+    if not parallel:
+        _horizon_rows_serial(row0, row0 + ny, col0, col0 + nx, *args, out)
+        return out
+    block = max(1, min(ny, 2 * (os.cpu_count() or 1)))
+    for r in range(0, ny, block):
+        r1 = min(ny, r + block)
+        _horizon_rows_parallel(row0 + r, row0 + r1, col0, col0 + nx, *args, out[r:r1])
+        if bar is not None:
+            bar.update(r1 - r)
+    return out
 
 
 def compute_horizon(
@@ -457,37 +499,103 @@ def compute_horizon(
     for an observer ``observer_height_m`` above each pixel, terrain out to
     ``max_distance_km``. ``far_dem`` (same CRS) supplies terrain beyond ``dem``'s extent.
     With ``fine_distance_km`` the fine DEM is sampled only that far and a block-mean copy
-    (``coarse_factor``) beyond. Raises DataFormatError for holes (unless ``allow_holes``),
-    an unsupported projection or a far DEM in another CRS; ModelConfigError for bad settings.
+    (``coarse_factor``) beyond. ``step_fraction``: see the module docstring. Raises
+    DataFormatError for holes (unless ``allow_holes``), an unsupported projection or a far
+    DEM in another CRS; ModelConfigError for bad settings.
     """
     _validate(dem, far_dem, n_azimuths, max_distance_km, observer_height_m, allow_holes)
-    max_distance_m = max_distance_km * 1e3
-    distances_m = sample_distances_m(dem.pixel_size_m, max_distance_m, step_fraction)
+    distances_m, tables = _settings(dem, n_azimuths, max_distance_km, step_fraction)
     if fine_distance_km is not None and fine_distance_km < max_distance_km:
         fine_m, coarse = fine_distance_km * 1e3, coarse_dem(dem, coarse_factor)
     else:
         fine_m, coarse = np.inf, None
-    levels = _levels(dem, far_dem, distances_m, fine_m, coarse)
     win = window if window is not None else Window(0, 0, dem.shape[1], dem.shape[0])
-    row0, col0 = int(win.row_off), int(win.col_off)
-    ny, nx = int(win.height), int(win.width)
-    out = np.empty((ny, nx, n_azimuths), dtype=np.int16)
-    az = np.arange(n_azimuths) * (2.0 * np.pi / n_azimuths)
-    theta = distances_m / dem.radius_m
-    args = (levels.heights, levels.shapes, levels.grids, levels.last_sample, levels.pyr, levels.pyr_shapes,
-            dem.projection.params, dem.radius_m, float(observer_height_m), np.cos(az), np.sin(az),
-            1.0 / np.tan(theta), 1.0 / np.sin(theta), np.cos(theta), np.sin(theta),
-            *_groups(distances_m, levels, _GROUP_SAMPLES[0]), *_groups(distances_m, levels, _GROUP_SAMPLES[1]),
-            _GROUP_SAMPLES[0] // _GROUP_SAMPLES[1])
-    block = max(1, min(ny, 2 * (os.cpu_count() or 1)))
-    with tqdm(total=ny, desc="horizon", unit="row", disable=not progress) as bar:
-        for r in range(0, ny, block):
-            r1 = min(ny, r + block)
-            _horizon_rows_parallel(row0 + r, row0 + r1, col0, col0 + nx, *args, out[r:r1])
-            bar.update(r1 - r)
-    t = dem.transform * Affine.translation(col0, row0)
+    with tqdm(total=int(win.height), desc="horizon", unit="row", disable=not progress) as bar:
+        out = _horizon_window(dem, far_dem, coarse, fine_m, distances_m, tables, observer_height_m, win, True, bar)
+    t = dem.transform @ Affine.translation(int(win.col_off), int(win.row_off))
     return HorizonMap(out, np.arange(n_azimuths) * (360.0 / n_azimuths), t, dem.crs, float(observer_height_m),
                       float(max_distance_km))
+
+
+class _TileProgress(Callback):
+    """Advances a tqdm bar by one per finished tile task."""
+
+    def __init__(self, bar: tqdm):
+        super().__init__()
+        self._bar = bar
+
+    def _posttask(self, key, result, dsk, state, id):  # noqa: A002 - dask's signature
+        if isinstance(key, tuple) and key and key[0] == "horizon-tile":
+            self._bar.update(1)
+
+
+def compute_horizon_tiled(
+    dem_path: str | Path,
+    out_path: str | Path,
+    *,
+    far_dem: Dem | None = None,
+    n_azimuths: int = 360,
+    max_distance_km: float = 150.0,
+    observer_height_m: float = 0.0,
+    fine_distance_km: float = 10.0,
+    coarse_factor: int = 8,
+    step_fraction: float = 1.0 / 128.0,
+    tile_px: int = 256,
+    n_workers: int | None = None,
+    progress: bool = True,
+    allow_holes: bool = False,
+) -> Path:
+    """Horizon map of a DEM file of any size, tile by tile with Dask, written to ``out_path``
+    (the GeoTIFF of :func:`write_horizon`); returns the path.
+
+    Memory stays bounded: the DEM is never read whole. Each tile of ``tile_px`` pixels is
+    computed from a window with a halo covering ``fine_distance_km`` (the fine DEM is
+    sampled that far); beyond, a block-mean copy of the whole DEM (``coarse_factor``,
+    built strip by strip) and ``far_dem`` supply the terrain. The result equals
+    :func:`compute_horizon` on the whole DEM with the same ``fine_distance_km`` and
+    ``coarse_factor``. ``n_workers`` threads (default: all cores) each run one tile.
+    Raises as :func:`compute_horizon`.
+    """
+    if tile_px % _BLOCK_PX:
+        raise ModelConfigError(f"tile_px must be a multiple of {_BLOCK_PX} (the GeoTIFF block size)")
+    with rasterio.open(dem_path) as ds:
+        shape = (ds.height, ds.width)
+    # the coarse copy, strip by strip (block means never straddle strips)
+    strips, holes = [], 0
+    for r in range(0, shape[0] - shape[0] % coarse_factor, coarse_factor * max(1, 1024 // coarse_factor)):
+        r1 = min(shape[0] - shape[0] % coarse_factor, r + coarse_factor * max(1, 1024 // coarse_factor))
+        strip = read_dem(dem_path, window=((r, r1), (0, shape[1])))
+        holes += strip.nodata_count
+        strips.append(block_mean(strip.elevation_m, coarse_factor))
+    header = read_dem(dem_path, window=((0, 1), (0, 1)))
+    t = header.transform
+    coarse = Dem(np.concatenate(strips), Affine(t.a * coarse_factor, 0.0, t.c, 0.0, t.e * coarse_factor, t.f), header.crs)
+    _validate(coarse, far_dem, n_azimuths, max_distance_km, observer_height_m, allow_holes=True)
+    if holes and not allow_holes:
+        raise DataFormatError(_holes_message("DEM", holes, holes / (shape[0] * shape[1])))
+    fine_m = min(fine_distance_km, max_distance_km) * 1e3
+    halo = int(math.ceil(fine_m * _map_units_per_m(coarse) / t.a)) + 2  # + bilinear neighbour and margin
+    distances_m, tables = _settings(header, n_azimuths, max_distance_km, step_fraction)
+    out_path = Path(out_path)
+    lock = threading.Lock()
+
+    def tile(r0: int, c0: int) -> None:
+        h, w = min(tile_px, shape[0] - r0), min(tile_px, shape[1] - c0)
+        wr0, wc0 = max(0, r0 - halo), max(0, c0 - halo)
+        sub = read_dem(dem_path, window=((wr0, min(shape[0], r0 + h + halo)), (wc0, min(shape[1], c0 + w + halo))))
+        elev = _horizon_window(sub, far_dem, coarse, fine_m, distances_m, tables, observer_height_m,
+                               Window(c0 - wc0, r0 - wr0, w, h), False, None)
+        with lock:
+            dst.write(np.ascontiguousarray(elev.transpose(2, 0, 1)), window=Window(c0, r0, w, h))
+
+    origins = [(r, c) for r in range(0, shape[0], tile_px) for c in range(0, shape[1], tile_px)]
+    with rasterio.Env(GDAL_CACHEMAX=256), rasterio.open(out_path, "w", **_profile(shape, n_azimuths, t, header.crs)) as dst:
+        dst.update_tags(**_tags(n_azimuths, observer_height_m, max_distance_km))
+        tasks = [dask.delayed(tile, pure=False)(r, c, dask_key_name=("horizon-tile", i))
+                 for i, (r, c) in enumerate(origins)]
+        with tqdm(total=len(tasks), desc="horizon tiles", unit="tile", disable=not progress) as bar, _TileProgress(bar):
+            dask.compute(*tasks, scheduler="threads", num_workers=n_workers or os.cpu_count())
+    return out_path
 
 
 # ---------------------------------------------------------------------------------------
