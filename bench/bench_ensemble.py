@@ -137,6 +137,7 @@ def heyoka_integrator(field, euler_fit, body_fit, t0_tdb_s: float, tol: float):
     """taylor_adaptive for the peer's gravity equations plus Earth and Sun; returns (ta, compile seconds)."""
     import heyoka as hy
 
+    hy.llvm_state.set_diskcache_enabled(False)  # cold JIT compile, as bench_propagate.py measures it
     start = time.perf_counter()
     pairs = equations_of_motion(field, DEGREE, euler_fit, t0_tdb_s)
     fit_start, span, sun_coef, earth_coef, _ = body_fit
