@@ -42,7 +42,7 @@ from qamar.frames import icrf_to_me, lat_lon_deg
 from qamar.orbit import events as ev
 from qamar.orbit import integrate as dop
 from qamar.orbit import propagate as single
-from qamar.orbit.forces import _P_SRP_K, ForceModel
+from qamar.orbit.forces import SRP_PARAM_INDEX, ForceModel
 
 _CHUNK_S = SECONDS_PER_DAY
 _MAX_STEPS = 10_000_000  # per member, as propagate's default
@@ -204,7 +204,7 @@ def propagate_ensemble(
                 f"srp_scale must be {n} finite non-negative factors, one per member (shape ({n},)), "
                 f"got shape {scale.shape}."
             )
-        params[:, _P_SRP_K] *= scale
+        params[:, SRP_PARAM_INDEX] *= scale
     t0 = float(t0_tdb_s)
     atol = single.atol_vector(None, rtol)
     no_thresholds = np.empty(0)

@@ -41,6 +41,8 @@ THIRD_BODIES = ("earth", "sun")
 
 # Layout of the parameter array, the last member of the kernel-data tuple.
 _P_EARTH, _P_SUN, _P_SRP, _P_GM_EARTH, _P_GM_SUN, _P_SRP_K = range(6)
+SRP_PARAM_INDEX = _P_SRP_K
+"""Where the params array of :meth:`ForceModel.kernel_data` holds the SRP coefficient (ensembles scale it per member)."""
 
 
 @dataclass(frozen=True)
