@@ -6,15 +6,31 @@ latitude/longitude: ``12 nside^2`` pixels of equal area; ``nside = 512`` gives 3
 footprint (pyramid of the camera, facing the spacecraft) and, optionally, lit within a Sun
 elevation range and at a slant range whose GSD is under a limit.
 
-Method. Every condition is a half-space ``a . X >= c`` for the unit vector X of a surface
-point on the sphere (the four side planes of the camera pyramid, the horizon of the spacecraft,
-the slant range, the Sun elevation bounds). On a HEALPix ring of height z, ``a . X`` is
-``rho (a_x cos phi + a_y sin phi) + a_z z`` with ``rho = sqrt(1 - z^2)``, so each condition
-holds on one arc of longitude, found with one arccos; the footprint on that ring is the
-intersection of the arcs, and its pixels are an index range. Ranges go into a difference array
-(+1 at the first pixel, -1 after the last) and one cumulative sum at the end gives, for every
-pixel, the number of epochs it was seen. The work per epoch grows with the number of rings the
-footprint spans, not with its area. Terrain shadowing is not modelled (sphere).
+Method (scan conversion of the footprint's boundary, exact at pixel centres). Every condition
+is a cap ``a . X >= c`` of the unit sphere (the four side planes of the camera pyramid, the
+spacecraft's horizon or the slant-range limit, the Sun elevation bounds), so the footprint F is
+an intersection of caps and its boundary is made of arcs of their circles. Per footprint:
+
+1. each circle is cut by the other caps into the arcs that bound F, and each arc is split where
+   its height z turns (the circle's top and bottom), so that every piece ("edge") crosses each
+   HEALPix ring in its z range exactly once, always entering F (going east) or always leaving
+   it;
+2. on each ring an edge spans, its crossing is ``phi_cap -+ arccos q`` (entering / leaving) with
+   ``q`` from the ring's height; the first pixel past it gets +1 (entering) or -1 (leaving) in
+   a difference array over the RING-ordered pixels. The arccos is a polynomial good to 2e-8
+   rad (a few flops); where that leaves the crossing within 1e-4 pixel of a pixel centre, the
+   pixel's own test against the edge's cap decides, so pixels are classified as a test of
+   their centres would;
+3. whether each ring starts inside F (its point at longitude 0) comes from F's intersection
+   with the 0-deg meridian, a few latitude intervals, each adding +1 / -1 once for a run of
+   rings.
+
+One cumulative sum at the end gives, for every pixel, the number of epochs it was seen. The
+work per footprint is two crossings per ring it spans, each a few flops and one add. Edge end
+heights shared by two edges are made equal (snapped within 1e-11) so that every ring is
+crossed as often entering as leaving; a footprint whose edges do not balance (tangent circles,
+three circles through one point: rounding at 1e-15) is counted by testing every pixel instead.
+Terrain shadowing is not modelled (sphere).
 """
 
 from __future__ import annotations
@@ -30,12 +46,17 @@ from qamar.constants import MOON_RADIUS_KM
 from qamar.ephemeris import Ephemeris
 from qamar.io import atomic_write
 from qamar.payload.camera import Camera
-from qamar.payload.footprint import _in_view, _outline, camera_axes, geometry
+from qamar.payload.footprint import camera_axes, geometry
 from qamar.time import tdb_s_to_utc
 
 DEFAULT_NSIDE = 512
-_OUTLINE_PER_EDGE = 4
 _MAX_ARCS = 32
+_MAX_CAPS = 8
+_MAX_EDGES = 128
+_NEAR_CENTRE = 1e-4  # pixels: crossings closer than this to a pixel centre are settled by testing the pixel
+_SNAP = 1e-11  # edge end heights closer than this are one vertex
+_TWO_PI = 2.0 * math.pi
+
 
 
 def ring_tables(nside: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -103,136 +124,311 @@ def _intersect_arc(lo, hi, count, start, width, new_lo, new_hi):
     return n
 
 
-@njit(cache=True, fastmath=False, nogil=True)
-def _cap_z_range(ux, uy, uz, cos_radius):
-    """(zmin, zmax) of the cap u . X >= cos_radius on the unit sphere (u unit); zmin > zmax if empty."""
-    if cos_radius > 1.0:
-        return 1.0, -1.0
-    radius = math.acos(max(-1.0, cos_radius))
-    colat = math.acos(max(-1.0, min(1.0, uz)))
-    return math.cos(min(math.pi, colat + radius)), math.cos(max(0.0, colat - radius))
+def _longitude_patterns(pixels: np.ndarray, offset: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel longitudes shared by rings of equal pixel count and offset: (start per ring, cs).
+
+    ``cs[start[i] + k]`` is (cos phi_k, sin phi_k) of pixel k of ring i (the polar rings of the
+    two hemispheres and every other equatorial ring share a pattern: 0.5 M rows at nside 512).
+    """
+    patterns: dict[tuple[int, float], int] = {}
+    chunks = []
+    start = np.empty(len(pixels), dtype=np.int64)
+    size = 0
+    for i, (n, off) in enumerate(zip(pixels.tolist(), offset.tolist())):
+        if (n, off) not in patterns:
+            phi = 2.0 * np.pi * (np.arange(n) + off) / n
+            chunks.append(np.column_stack([np.cos(phi), np.sin(phi)]))
+            patterns[(n, off)] = size
+            size += n
+        start[i] = patterns[(n, off)]
+    return start, np.concatenate(chunks)
 
 
 @njit(cache=True, fastmath=False, nogil=True)
-def _footprint_rings(r, axes, sun, tan_x, tan_y, rays, radius, sin_lo, sin_hi, range_max, z_ring, rho_ring,
-                     pixels, first, offset, diff, pts, hit, cons, lo, hi, tmp_lo, tmp_hi):
-    """Add one footprint's pixel ranges to ``diff`` (see the module docstring)."""
-    two_pi = 2.0 * math.pi
-    rn = math.sqrt(r[0] * r[0] + r[1] * r[1] + r[2] * r[2])
-    # Conditions a . X >= c on the unit sphere: pyramid sides n . (R X - r) >= 0, horizon and
-    # slant range along r, Sun elevation bounds along the Sun direction. Stored per condition:
-    # a_z, c, |a_xy|, atan2(a_y, a_x).
+def _add_cap(caps, nc, a0, a1, a2, c):
+    """Append the cap a . X >= c, normalised; the new count, -1 if it is empty, nc if it is everything."""
+    norm = math.sqrt(a0 * a0 + a1 * a1 + a2 * a2)
+    c = c / norm
+    if c >= 1.0:
+        return -1
+    if c <= -1.0:
+        return nc
+    caps[nc, 0], caps[nc, 1], caps[nc, 2], caps[nc, 3] = a0 / norm, a1 / norm, a2 / norm, c
+    return nc + 1
+
+
+@njit(cache=True, fastmath=False, nogil=True)
+def _conditions(r, axes, sun, tan_x, tan_y, radius, sin_lo, sin_hi, range_max, caps):
+    """The caps whose intersection is the footprint (see the module docstring) into caps; count, -1 if empty."""
     nc = 0
     for sx, sy, t in ((1.0, 0.0, tan_x), (-1.0, 0.0, tan_x), (0.0, 1.0, tan_y), (0.0, -1.0, tan_y)):
+        # Pyramid side: n . (R X - r) >= 0 with n = t Z - sx X - sy Y (camera axes).
         a0 = t * axes[0, 2] - sx * axes[0, 0] - sy * axes[0, 1]
         a1 = t * axes[1, 2] - sx * axes[1, 0] - sy * axes[1, 1]
         a2 = t * axes[2, 2] - sx * axes[2, 0] - sy * axes[2, 1]
-        cons[nc, 0], cons[nc, 1] = a2, (a0 * r[0] + a1 * r[1] + a2 * r[2]) / radius
-        cons[nc, 2], cons[nc, 3] = math.hypot(a0, a1), math.atan2(a1, a0)
-        nc += 1
+        nc = _add_cap(caps, nc, a0, a1, a2, (a0 * r[0] + a1 * r[1] + a2 * r[2]) / radius)
+        if nc < 0:
+            return -1
+    rn = math.sqrt(r[0] * r[0] + r[1] * r[1] + r[2] * r[2])
     horizon = radius / rn
     if range_max > 0.0:
         horizon = max(horizon, (radius * radius + rn * rn - range_max * range_max) / (2.0 * radius * rn))
-    ux, uy, uz = r[0] / rn, r[1] / rn, r[2] / rn
-    cons[nc, 0], cons[nc, 1], cons[nc, 2], cons[nc, 3] = uz, horizon, math.hypot(ux, uy), math.atan2(uy, ux)
-    nc += 1
-    zmin, zmax = _cap_z_range(ux, uy, uz, horizon)
-    if sin_lo > -1.0:
-        cons[nc, 0], cons[nc, 1], cons[nc, 2], cons[nc, 3] = sun[2], sin_lo, math.hypot(sun[0], sun[1]), math.atan2(sun[1], sun[0])
-        nc += 1
-        z0, z1 = _cap_z_range(sun[0], sun[1], sun[2], sin_lo)
-        zmin, zmax = max(zmin, z0), min(zmax, z1)
-    if sin_hi < 1.0:
-        cons[nc, 0], cons[nc, 1], cons[nc, 2], cons[nc, 3] = -sun[2], -sin_hi, math.hypot(sun[0], sun[1]), math.atan2(-sun[1], -sun[0])
-        nc += 1
-        z0, z1 = _cap_z_range(-sun[0], -sun[1], -sun[2], -sin_hi)
-        zmin, zmax = max(zmin, z0), min(zmax, z1)
-    if zmin > zmax:
-        return
-    # Ring span: within the caps above, and within the outline's z range widened by the longest
-    # outline step (the boundary between two outline points stays within that distance of them)
-    # unless the view reaches the limb (then the horizon cap bounds it); to a pole if the pole is
-    # in view.
-    _outline(r, axes, rays, radius, pts, hit)
-    m = pts.shape[0]
-    all_hit = True
-    for k in range(m):
-        all_hit = all_hit and hit[k]
-    if all_hit:
-        z_lo, z_hi, step = 1.0, -1.0, 0.0
-        for k in range(m):
-            z = pts[k, 2] / radius
-            z_lo, z_hi = min(z_lo, z), max(z_hi, z)
-            k1 = (k + 1) % m
-            dx, dy, dz = pts[k1, 0] - pts[k, 0], pts[k1, 1] - pts[k, 1], pts[k1, 2] - pts[k, 2]
-            step = max(step, math.sqrt(dx * dx + dy * dy + dz * dz) / radius)
-        pole = np.zeros(3)
-        pole[2] = radius
-        if _in_view(r, axes, tan_x, tan_y, pole):
-            z_hi = 1.0
-        pole[2] = -radius
-        if _in_view(r, axes, tan_x, tan_y, pole):
-            z_lo = -1.0
-        zmin, zmax = max(zmin, z_lo - step), min(zmax, z_hi + step)
-    # Rings are ordered by decreasing z.
-    nr = z_ring.shape[0]
-    i0 = np.searchsorted(-z_ring, -zmax)
-    i1 = np.searchsorted(-z_ring, -zmin, side="right") - 1
-    for i in range(i0, min(i1, nr - 1) + 1):
-        z, rho = z_ring[i], rho_ring[i]
-        lo[0], hi[0] = 0.0, two_pi
+    nc = _add_cap(caps, nc, r[0], r[1], r[2], horizon * rn)
+    if nc >= 0 and sin_lo > -1.0:
+        nc = _add_cap(caps, nc, sun[0], sun[1], sun[2], sin_lo)
+    if nc >= 0 and sin_hi < 1.0:
+        nc = _add_cap(caps, nc, -sun[0], -sun[1], -sun[2], -sin_hi)
+    return nc
+
+
+@njit(cache=True, fastmath=False, nogil=True)
+def _cut(lo, hi, count, amp_a, amp_b, rhs, tmp_lo, tmp_hi):
+    """Keep the angles s of lo/hi[:count] where amp_a cos s + amp_b sin s >= rhs; the new count."""
+    amp = math.hypot(amp_a, amp_b)
+    if amp <= 1e-15:
+        return 0 if rhs > 0.0 else count
+    q = rhs / amp
+    if q <= -1.0:
+        return count
+    if q >= 1.0:
+        return 0
+    half = math.acos(q)
+    start = math.atan2(amp_b, amp_a) - half
+    while start < 0.0:
+        start += _TWO_PI
+    return _intersect_arc(lo, hi, count, start, 2.0 * half, tmp_lo, tmp_hi)
+
+
+@njit(cache=True, fastmath=False, nogil=True)
+def _join_at_zero(lo, hi, count):
+    """Merge the piece ending at 2 pi with the one starting at 0 into one from lo to hi + 2 pi; the new count."""
+    end, begin = -1, -1
+    for j in range(count):
+        if hi[j] == _TWO_PI:
+            end = j
+        if lo[j] == 0.0:
+            begin = j
+    if end < 0 or begin < 0 or end == begin:
+        return count
+    hi[end] = hi[begin] + _TWO_PI
+    lo[begin], hi[begin] = lo[count - 1], hi[count - 1]
+    return count - 1
+
+
+@njit(cache=True, fastmath=False, nogil=True)
+def _boundary(caps, nc, edges, lo, hi, tmp_lo, tmp_hi, order):
+    """Edges of the footprint into edges (rows: cap, sign, z_lo, z_hi); their count, -1 if they do not balance.
+
+    An edge is a piece of the circle of one cap, inside all the other caps, between heights
+    z_lo and z_hi, over which z is monotonic; sign +1 where crossing it eastwards enters F.
+    """
+    ne = 0
+    for i in range(nc):
+        ax, ay, az, c = caps[i, 0], caps[i, 1], caps[i, 2], caps[i, 3]
+        m = math.hypot(ax, ay)
+        if m < 1e-14:
+            continue  # a circle of latitude: it crosses no ring (rings at its height: measure zero)
+        rc = math.sqrt(1.0 - c * c)
+        # Circle X(s) = c a + rc (cos s e1 + sin s e2), e1 = (ay, -ax, 0) / m horizontal, so that
+        # z(s) = c az + rc m sin s: top at s = pi/2, bottom at 3 pi/2; west of the cap's centre
+        # (so entering the cap eastwards) for s in (-pi/2, pi/2).
+        e1x, e1y = ay / m, -ax / m
+        e2x, e2y, e2z = -ax * az / m, -ay * az / m, m
+        lo[0], hi[0] = 0.0, _TWO_PI
         count = 1
-        for c in range(nc):
-            amp = rho * cons[c, 2]
-            rhs = cons[c, 1] - cons[c, 0] * z
-            if amp <= 1e-15 * (abs(rhs) + 1.0):
-                if rhs > 0.0:
-                    count = 0
-                    break
+        for j in range(nc):
+            if j == i:
                 continue
-            q = rhs / amp
-            if q <= -1.0:
-                continue
-            if q > 1.0:
-                count = 0
-                break
-            half = math.acos(q)
-            start = cons[c, 3] - half
-            if start < 0.0:
-                start += two_pi
-                if start < 0.0:
-                    start += two_pi
-            count = _intersect_arc(lo, hi, count, start, 2.0 * half, tmp_lo, tmp_hi)
+            bx, by, bz, cj = caps[j, 0], caps[j, 1], caps[j, 2], caps[j, 3]
+            count = _cut(lo, hi, count, rc * (bx * e1x + by * e1y), rc * (bx * e2x + by * e2y + bz * e2z),
+                         cj - c * (bx * ax + by * ay + bz * az), tmp_lo, tmp_hi)
             if count == 0:
                 break
-        n_ring = pixels[i]
-        scale = n_ring / two_pi
+        z_mid, z_amp = c * az, rc * m
+        if count == 1 and lo[0] == 0.0 and hi[0] == _TWO_PI:
+            # The whole circle bounds F: its two monotonic halves.
+            if ne + 2 > edges.shape[0]:
+                return -1
+            for sign in (1.0, -1.0):
+                edges[ne, 0], edges[ne, 1], edges[ne, 2], edges[ne, 3] = i, sign, z_mid - z_amp, z_mid + z_amp
+                ne += 1
+            continue
+        count = _join_at_zero(lo, hi, count)
         for j in range(count):
-            k0 = max(0, int(math.ceil(lo[j] * scale - offset[i])))
-            k1 = min(n_ring - 1, int(math.floor(hi[j] * scale - offset[i])))
-            if k0 <= k1:
-                diff[first[i] + k0] += 1
-                diff[first[i] + k1 + 1] -= 1
+            s0, s1 = lo[j], hi[j]
+            z0 = z_mid + z_amp * math.sin(s0)
+            turn = math.ceil((s0 - 0.5 * math.pi) / math.pi)
+            while True:
+                split = (turn + 0.5) * math.pi
+                last = split >= s1
+                s_end = s1 if last else split
+                z_end = z_mid + z_amp * math.sin(s1) if last else (z_mid - z_amp if turn % 2 else z_mid + z_amp)
+                if ne == edges.shape[0]:
+                    return -1  # (never at 8 caps: counted pixel by pixel)
+                mid = 0.5 * (s0 + s_end) % _TWO_PI
+                edges[ne, 0], edges[ne, 1] = i, -1.0 if 0.5 * math.pi < mid < 1.5 * math.pi else 1.0
+                edges[ne, 2], edges[ne, 3] = min(z0, z_end), max(z0, z_end)
+                ne += 1
+                if last:
+                    break
+                s0, z0 = split, z_end
+                turn += 1
+    return ne if _snap_and_balance(edges, ne, order) else -1
+
+
+@njit(cache=True, fastmath=False, nogil=True)
+def _snap_and_balance(edges, ne, order):
+    """Give edge end heights within _SNAP of each other one value; True if every height band
+    between them is crossed as often entering as leaving (order: scratch, >= 2 ne)."""
+    m = 2 * ne
+    for k in range(m):
+        order[k] = k
+    for k in range(1, m):  # insertion sort of the end heights (a few tens)
+        key = order[k]
+        v = edges[key // 2, 2 + key % 2]
+        j = k - 1
+        while j >= 0 and edges[order[j] // 2, 2 + order[j] % 2] > v:
+            order[j + 1] = order[j]
+            j -= 1
+        order[j + 1] = key
+    anchor = edges[order[0] // 2, 2 + order[0] % 2]
+    for k in range(1, m):
+        e, side = order[k] // 2, 2 + order[k] % 2
+        if edges[e, side] - anchor <= _SNAP:
+            edges[e, side] = anchor
+        else:
+            anchor = edges[e, side]
+    for k in range(m - 1):
+        below = edges[order[k] // 2, 2 + order[k] % 2]
+        above = edges[order[k + 1] // 2, 2 + order[k + 1] % 2]
+        if above > below:
+            total = 0.0
+            for e in range(ne):
+                if edges[e, 2] <= below and edges[e, 3] >= above:
+                    total += edges[e, 1]
+            if total != 0.0:
+                return False
+    return True
+
+
+@njit(cache=True, fastmath=False, nogil=True)
+def _meridian(caps, nc, neg_z, first, pixels, diff, lo, hi, tmp_lo, tmp_hi):
+    """+1 / -1 in diff for the runs of rings whose longitude-0 point is in the footprint."""
+    lo[0], hi[0] = 0.0, _TWO_PI
+    count = _intersect_arc(lo, hi, 1, 1.5 * math.pi, math.pi, tmp_lo, tmp_hi)  # latitudes -90..90 deg
+    for j in range(nc):
+        # X = (cos lat, 0, sin lat): ax cos lat + az sin lat >= c.
+        count = _cut(lo, hi, count, caps[j, 0], caps[j, 2], caps[j, 3], tmp_lo, tmp_hi)
+        if count == 0:
+            return
+    count = _join_at_zero(lo, hi, count)
+    for j in range(count):  # latitudes in [3 pi / 2, 5 pi / 2], where sin increases
+        top = np.searchsorted(neg_z, -math.sin(hi[j]))
+        bottom = np.searchsorted(neg_z, -math.sin(lo[j]), side="right") - 1
+        if top <= bottom:
+            diff[first[top]] += 1
+            diff[first[bottom] + pixels[bottom]] -= 1
+
+
+@njit(cache=True, fastmath=False, nogil=True)
+def _crossing_pixels(phi_cap, sign, inv_m, c, az, z_ring, inv_rho, pixels_f, offset, i0, i1, at):
+    """Crossing positions in pixel units on rings i0..i1-1 into at[:i1 - i0] (branch-free, vectorisable).
+
+    In the cap: ax cos phi + ay sin phi >= (c - az z) / rho, i.e. cos(phi - phi_cap) >= q;
+    entering at phi_cap - acos q, leaving at phi_cap + acos q. The arccos is Abramowitz and
+    Stegun (1964) eq. 4.4.46, |error| <= 2e-8 rad; the crossing lies before pixel ceil(at).
+    """
+    for i in range(i0, i1):
+        q = min(1.0, max(-1.0, (c - az * z_ring[i]) * inv_rho[i] * inv_m))
+        x = abs(q)
+        p = ((((((-0.0012624911 * x + 0.0066700901) * x - 0.0170881256) * x + 0.0308918810) * x - 0.0501743046) * x
+              + 0.0889789874) * x - 0.2145988016) * x + 1.5707963050
+        r = math.sqrt(1.0 - x) * p
+        half = r if q >= 0.0 else math.pi - r
+        turn = (phi_cap - sign * half) * (1.0 / _TWO_PI)
+        turn = turn + 1.0 if turn < 0.0 else turn
+        at[i - i0] = turn * pixels_f[i] - offset[i]
+
+
+@njit(cache=True, fastmath=False, nogil=True)
+def _scan_edges(caps, edges, ne, neg_z, z_ring, inv_rho, pixels, pixels_f, first, offset, pattern, cs, diff, at):
+    """Add every edge's ring crossings to diff (step 2 of the module docstring); at: scratch (rings,)."""
+    for e in range(ne):
+        cap, sign = int(edges[e, 0]), edges[e, 1]
+        ax, ay, az, c = caps[cap, 0], caps[cap, 1], caps[cap, 2], caps[cap, 3]
+        step = int(sign)
+        i0 = np.searchsorted(neg_z, -edges[e, 3], side="right")
+        i1 = np.searchsorted(neg_z, -edges[e, 2], side="right")
+        _crossing_pixels(math.atan2(ay, ax), sign, 1.0 / math.hypot(ax, ay), c, az, z_ring, inv_rho, pixels_f, offset,
+                         i0, i1, at)
+        for i in range(i0, i1):
+            x = at[i - i0]
+            k = math.floor(x + 0.5)
+            if abs(x - k) > _NEAR_CENTRE:
+                k = k + 1 if x > k else k
+            else:
+                # Within the arccos error of pixel k's centre: the pixel itself decides.
+                n = pixels[i]
+                j = k - n if k >= n else k
+                inside = ax * cs[pattern[i] + j, 0] + ay * cs[pattern[i] + j, 1] >= (c - az * z_ring[i]) * inv_rho[i]
+                k = k if inside == (sign > 0.0) else k + 1
+                k = k - n if k > n else k
+            diff[first[i] + k] += step
+
+
+@njit(cache=True, fastmath=False, nogil=True)
+def _scan_pixels(caps, nc, z_ring, rho, pixels, first, pattern, cs, diff):
+    """Add the footprint by testing every pixel centre (for footprints whose edges do not balance)."""
+    for i in range(z_ring.shape[0]):
+        z, r = z_ring[i], rho[i]
+        inside = False
+        for k in range(pixels[i]):
+            x, y = r * cs[pattern[i] + k, 0], r * cs[pattern[i] + k, 1]
+            now = True
+            for j in range(nc):
+                if caps[j, 0] * x + caps[j, 1] * y + caps[j, 2] * z < caps[j, 3]:
+                    now = False
+                    break
+            if now != inside:
+                diff[first[i] + k] += 1 if now else -1
+                inside = now
+        if inside:
+            diff[first[i] + pixels[i]] -= 1
+
+
+@njit(cache=True, fastmath=False, nogil=True)
+def _add_footprint(r, axes, sun, tan_x, tan_y, radius, sin_lo, sin_hi, range_max, z_ring, neg_z, rho, inv_rho,
+                   pixels, pixels_f, first, offset, pattern, cs, diff, caps, edges, lo, hi, tmp_lo, tmp_hi, order, at):
+    """Add one footprint to diff: its edges scanned, or every pixel tested if they do not balance."""
+    nc = _conditions(r, axes, sun, tan_x, tan_y, radius, sin_lo, sin_hi, range_max, caps)
+    if nc <= 0:
+        return
+    ne = _boundary(caps, nc, edges, lo, hi, tmp_lo, tmp_hi, order)
+    if ne < 0:
+        _scan_pixels(caps, nc, z_ring, rho, pixels, first, pattern, cs, diff)
+        return
+    _meridian(caps, nc, neg_z, first, pixels, diff, lo, hi, tmp_lo, tmp_hi)
+    _scan_edges(caps, edges, ne, neg_z, z_ring, inv_rho, pixels, pixels_f, first, offset, pattern, cs, diff, at)
 
 
 @njit(cache=True, fastmath=False, nogil=True, parallel=True)
-def _accumulate(r_all, axes_all, sun_all, tan_x, tan_y, rays, radius, sin_lo, sin_hi, range_max,
-                z_ring, rho_ring, pixels, first, offset, diff):
+def _accumulate(r_all, axes_all, sun_all, tan_x, tan_y, radius, sin_lo, sin_hi, range_max,
+                z_ring, neg_z, rho, inv_rho, pixels, pixels_f, first, offset, pattern, cs, diff):
     """Footprints of all epochs into the per-thread difference arrays diff (threads, npix + 1)."""
     threads = diff.shape[0]
     n = r_all.shape[0]
     per = (n + threads - 1) // threads
     for t in prange(threads):
-        m = rays.shape[0]
-        pts = np.empty((m, 3))
-        hit = np.zeros(m, dtype=np.bool_)
-        cons = np.empty((8, 4))
+        caps = np.empty((_MAX_CAPS, 4))
+        edges = np.empty((_MAX_EDGES, 4))
+        order = np.empty(2 * _MAX_EDGES, dtype=np.int64)
         lo, hi = np.empty(_MAX_ARCS), np.empty(_MAX_ARCS)
         tmp_lo, tmp_hi = np.empty(_MAX_ARCS), np.empty(_MAX_ARCS)
+        at = np.empty(z_ring.shape[0])
         for i in range(t * per, min(n, (t + 1) * per)):
-            _footprint_rings(r_all[i], axes_all[i], sun_all[i], tan_x, tan_y, rays, radius, sin_lo, sin_hi,
-                             range_max, z_ring, rho_ring, pixels, first, offset, diff[t], pts, hit, cons, lo, hi,
-                             tmp_lo, tmp_hi)
+            _add_footprint(r_all[i], axes_all[i], sun_all[i], tan_x, tan_y, radius, sin_lo, sin_hi, range_max, z_ring,
+                           neg_z, rho, inv_rho, pixels, pixels_f, first, offset, pattern, cs, diff[t], caps, edges, lo,
+                           hi, tmp_lo, tmp_hi, order, at)
 
 
 @dataclass
@@ -330,6 +526,27 @@ class CoverageMap:
         return Path(path)
 
 
+def _rings(nside: int) -> tuple:
+    """Ring tables the kernels take: z, -z, rho, 1/rho, pixels, pixels (float), first, offset, pattern, cs."""
+    z, pixels, first, offset = ring_tables(nside)
+    rho = np.sqrt((1.0 - z) * (1.0 + z))
+    pattern, cs = _longitude_patterns(pixels, offset)
+    return z, -z, rho, 1.0 / rho, pixels, pixels.astype(float), first, offset, pattern, cs
+
+
+def _add_epochs(diff: np.ndarray, rings: tuple, camera: Camera, r_me_km: np.ndarray, axes: np.ndarray,
+                sun_unit: np.ndarray, sun_elev_deg: tuple[float, float] | None, max_gsd_m: float | None) -> None:
+    """Add ``camera``'s footprints at the epochs (ME: position km, camera axes, unit Sun direction) to
+    the per-thread difference arrays ``diff`` (threads, npix + 1)."""
+    sin_lo, sin_hi = -2.0, 2.0  # no light condition
+    if sun_elev_deg:
+        sin_lo, sin_hi = (math.sin(math.radians(x)) for x in sun_elev_deg)
+    range_max = max_gsd_m / camera.ifov_rad / 1e3 if max_gsd_m else -1.0
+    _accumulate(np.ascontiguousarray(r_me_km, dtype=float), np.ascontiguousarray(axes, dtype=float),
+                np.ascontiguousarray(sun_unit, dtype=float), *camera.tan_half_fov, MOON_RADIUS_KM, sin_lo, sin_hi,
+                range_max, *rings, diff)
+
+
 def sample_epochs(trajectory, step_s: float, start_tdb_s: float | None = None, stop_tdb_s: float | None = None) -> np.ndarray:
     """Epochs every ``step_s`` from start (default: the trajectory's) to before stop.
 
@@ -364,21 +581,14 @@ def coverage(
     ValueError for a bad step, span or nside; EpochOutOfRangeError outside the trajectory.
     """
     t_all = sample_epochs(trajectory, step_s, start_tdb_s, stop_tdb_s)
-    z, pixels, first, offset = ring_tables(nside)
-    rho = np.sqrt(np.clip(1.0 - z * z, 0.0, None))
-    sin_lo, sin_hi = (np.sin(np.radians(sun_elev_deg[0])), np.sin(np.radians(sun_elev_deg[1]))) if sun_elev_deg else (-2.0, 2.0)
+    rings = _rings(nside)
     threads = get_num_threads()
     diffs = {cam.name: np.zeros((threads, 12 * nside * nside + 1), dtype=np.int32) for cam in cameras}
     for lo in range(0, len(t_all), chunk):
         geom = geometry(trajectory, t_all[lo : lo + chunk], ephemeris)
         sun = geom.sun_me_km / np.linalg.norm(geom.sun_me_km, axis=1, keepdims=True)
         for cam in cameras:
-            axes = np.ascontiguousarray(camera_axes(cam, geom))
-            range_max = max_gsd_m / cam.ifov_rad / 1e3 if max_gsd_m else -1.0
-            tx, ty = cam.tan_half_fov
-            _accumulate(np.ascontiguousarray(geom.r_me_km), axes, np.ascontiguousarray(sun), tx, ty,
-                        cam.edge_directions(_OUTLINE_PER_EDGE), MOON_RADIUS_KM, sin_lo, sin_hi, range_max,
-                        z, rho, pixels, first, offset, diffs[cam.name])
+            _add_epochs(diffs[cam.name], rings, cam, geom.r_me_km, camera_axes(cam, geom), sun, sun_elev_deg, max_gsd_m)
     counts = {name: np.cumsum(d.sum(axis=0, dtype=np.int64)[:-1]).astype(np.int32) for name, d in diffs.items()}
     return CoverageMap(nside, float(step_s), float(t_all[0]), float(t_all[-1]), len(t_all), counts,
                        tuple(sun_elev_deg) if sun_elev_deg else None, max_gsd_m)
