@@ -11,8 +11,13 @@ the light angles).
   along the detector edge intersected with the sphere; a ray that misses the Moon is replaced
   by the limb point in the plane of that ray and the nadir (the tangent point of the line of
   sight), so a footprint that reaches past the limb is closed by the limb.
-- On a DEM the outline rays are ray-marched through the terrain (step below the DEM pixel,
-  then bisection), falling back to the sphere outside the DEM.
+- On a DEM (:class:`~qamar.surface.terrain.Dem`: heights above its reference sphere, an
+  analytic lunar projection) the outline rays and the boresight are marched through the shell
+  between the DEM's lowest and highest terrain, in steps of half a DEM pixel, sampling the
+  bilinear terrain; the first sample below it is refined by bisection to 0.1 mm. Terrain
+  outside the DEM's extent is unknown: a ray that meets no DEM terrain keeps its sphere (or
+  limb) point, and the footprint says so (``on_dem`` False). A ray whose march crosses a DEM
+  pixel without data raises DataFormatError (fill or crop the DEM).
 - **GSD** is slant range x IFOV (the pixel's size across the line of sight); the along-tilt
   size is larger by 1/cos(emission).
 - **Angles** at a surface point: incidence (Sun from the local vertical), emission (spacecraft
@@ -23,6 +28,7 @@ the light angles).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,8 +36,10 @@ from numba import njit
 
 from qamar.constants import MOON_RADIUS_KM
 from qamar.ephemeris import Ephemeris
+from qamar.errors import DataFormatError
 from qamar.frames import icrf_to_me, lat_lon_deg
 from qamar.payload.camera import Camera, PointingError, lvlh_axes, tracking_axes
+from qamar.surface.terrain import Dem, unit_to_map
 from qamar.time import tdb_s_to_utc
 
 
@@ -64,7 +72,7 @@ def geometry(trajectory, t_tdb_s: np.ndarray, ephemeris: Ephemeris | None = None
     states = np.atleast_2d(trajectory.state_at(t))
     to_me = icrf_to_me(t, eph)
     sun_icrf = np.atleast_2d(eph.sun_wrt_moon_icrf_km(t))
-    rotate = lambda m, v: np.einsum("nij,nj->ni", m, v)  # noqa: E731
+    rotate = lambda m, v: np.einsum("nij,nj->ni", m, v)
     return Geometry(t, rotate(to_me, states[:, :3]), rotate(to_me, states[:, 3:]), rotate(to_me, sun_icrf))
 
 
@@ -177,6 +185,12 @@ def ray_sphere_km(r_km: np.ndarray, d: np.ndarray, radius_km: float = MOON_RADIU
     return np.where(s >= 0.0, s, np.nan)
 
 
+def _boresight_points_km(geom: Geometry, axes: np.ndarray) -> np.ndarray:
+    """Where each epoch's boresight meets the sphere (n, 3), ME km; NaN rows where it misses."""
+    d = axes[:, :, 2]
+    return geom.r_me_km + ray_sphere_km(geom.r_me_km, d)[:, None] * d
+
+
 # --- image-centre geometry ------------------------------------------------------------------------
 
 
@@ -226,9 +240,7 @@ def boresight_view(camera: Camera, geom: Geometry, axes: np.ndarray | None = Non
     ``axes``: camera axes (n, 3, 3) on ME axes, default nadir LVLH mounting (:func:`camera_axes`).
     """
     axes = camera_axes(camera, geom) if axes is None else axes
-    d = axes[:, :, 2]
-    s = ray_sphere_km(geom.r_me_km, d)
-    return surface_view(camera, geom, geom.r_me_km + s[:, None] * d)
+    return surface_view(camera, geom, _boresight_points_km(geom, axes))
 
 
 # --- footprints -----------------------------------------------------------------------------------
@@ -240,9 +252,11 @@ class Footprint:
 
     ``lat_deg``/``lon_deg`` (m,): outline, counter-clockwise seen from the spacecraft, starting
     at the detector corner (-x, -y); ``on_surface`` (m,): False where the ray missed the Moon and
-    the limb point stands in; ``height_m`` (m,): terrain height of each outline point over the
-    1737.4 km sphere (zeros on the sphere; NaN on a DEM where the point fell outside it and the
-    sphere was used). ``centre`` is the image-centre :class:`View` (one epoch).
+    the limb point stands in; ``height_m`` (m,): height of each outline point over the 1737.4 km
+    sphere (0 on the sphere); ``on_dem`` (m,): True where the point is on the DEM's terrain,
+    False where the sphere (or the limb) stood in because the ray met no DEM terrain (always
+    False without a DEM). ``centre`` is the image-centre :class:`View` (one epoch), on the DEM
+    if ``centre_on_dem``, at height ``centre_height_m``.
     """
 
     camera: str
@@ -251,7 +265,10 @@ class Footprint:
     lon_deg: np.ndarray
     on_surface: np.ndarray
     height_m: np.ndarray
+    on_dem: np.ndarray
     centre: View
+    centre_height_m: float
+    centre_on_dem: bool
 
     @property
     def utc(self) -> str:
@@ -270,7 +287,7 @@ class Footprint:
         """
         m = len(self.lat_deg) // 4
         h = m // 2
-        mid = lambda k: (self.lat_deg[k], self.lon_deg[k])  # noqa: E731
+        mid = lambda k: (self.lat_deg[k], self.lon_deg[k])
         # Edges: 0 (-y side), 1 (+x), 2 (+y), 3 (-x); midpoint of edge e at index e*m + h.
         return (_great_circle_km(*mid(3 * m + h), *mid(m + h)), _great_circle_km(*mid(h), *mid(2 * m + h)))
 
@@ -281,6 +298,119 @@ def _great_circle_km(lat1, lon1, lat2, lon2, radius_km: float = MOON_RADIUS_KM) 
     return float(2 * radius_km * np.arcsin(np.sqrt(min(1.0, a))))
 
 
+@dataclass(frozen=True)
+class _Terrain:
+    """A DEM as the ray-march kernel takes it (km; see :func:`_march`)."""
+
+    heights_km: np.ndarray
+    grid: np.ndarray
+    projection: np.ndarray
+    radius_km: float
+    shell_km: tuple[float, float]
+    step_km: float
+
+    @classmethod
+    def of(cls, dem: Dem) -> _Terrain:
+        """Raises DataFormatError for a DEM without data or without an analytic projection."""
+        if dem.projection.kind == "other":
+            raise DataFormatError(
+                f"footprints on a DEM need a polar stereographic or equirectangular DEM, not {dem.crs.to_string()}; "
+                "warp it with gdalwarp (e.g. -t_srs '+proj=stere +lat_0=-90 +lon_0=0 +k=1 +R=1737400 +units=m')")
+        if dem.nodata_count == dem.elevation_m.size:
+            raise DataFormatError("the DEM has no data at all: check the file and its nodata value")
+        t = dem.transform
+        radius_km = dem.radius_m / 1e3
+        lo_km, hi_km = float(np.nanmin(dem.elevation_m)) / 1e3, float(np.nanmax(dem.elevation_m)) / 1e3
+        return cls(np.ascontiguousarray(dem.elevation_m, dtype=np.float64) / 1e3,
+                   np.array([1.0 / t.a, -t.c / t.a - 0.5, 1.0 / t.e, -t.f / t.e - 0.5]), dem.projection.params,
+                   radius_km, (radius_km + lo_km - 1e-6, radius_km + hi_km + 1e-6), 0.5 * dem.pixel_size_m / 1e3)
+
+    def hit(self, r_km: np.ndarray, d: np.ndarray, utc: str) -> np.ndarray | None:
+        """First point (km, ME) where the unit ray d from r meets the DEM's terrain; None if it meets none.
+
+        Raises DataFormatError if the march crosses a pixel without data (``utc``: for the message).
+        """
+        out = np.empty(3)
+        status = _march(r_km, d, self.heights_km, self.grid, self.projection, self.radius_km, *self.shell_km,
+                        self.step_km, out)
+        if status < 0:
+            lat, lon = lat_lon_deg(out)
+            raise DataFormatError(
+                f"the line of sight at {utc} crosses DEM pixels without data near lat {float(lat):.4f}, "
+                f"lon {float(lon):.4f} deg: fill the DEM's holes (gdal_fillnodata.py) or crop it to the covered area")
+        return out if status > 0 else None
+
+
+@njit(cache=True, fastmath=False, nogil=True)
+def _terrain_height(p, heights, grid, projection):
+    """(status, height km) of the DEM below point p (km): status 1 data, 0 outside the DEM, -1 no data.
+
+    Bilinear in the pixel centres (the DEM's hull); ``grid`` = (1/a, -c/a - 1/2, 1/e, -f/e - 1/2).
+    """
+    rn = math.sqrt(p[0] * p[0] + p[1] * p[1] + p[2] * p[2])
+    x, y = unit_to_map(p[0] / rn, p[1] / rn, p[2] / rn, projection)
+    fc = x * grid[0] + grid[1]
+    fr = y * grid[2] + grid[3]
+    ny, nx = heights.shape
+    if not (fr >= 0.0 and fc >= 0.0 and fr <= ny - 1 and fc <= nx - 1):
+        return 0, 0.0
+    i, j = min(int(fr), ny - 2), min(int(fc), nx - 2)
+    wr, wc = fr - i, fc - j
+    top = heights[i, j] + wc * (heights[i, j + 1] - heights[i, j])
+    bottom = heights[i + 1, j] + wc * (heights[i + 1, j + 1] - heights[i + 1, j])
+    h = top + wr * (bottom - top)
+    return (-1, 0.0) if math.isnan(h) else (1, h)
+
+
+@njit(cache=True, fastmath=False, nogil=True)
+def _march(r, d, heights, grid, projection, radius, r_lo, r_hi, step, out):
+    """March the unit ray d from r (km) through the shell r_lo..r_hi (km) of the terrain.
+
+    Returns 1 with the first terrain point in out (bisection to 1e-7 km), 0 if the ray meets no
+    terrain of the DEM, -1 with the sample point in out if it crosses a pixel without data.
+    """
+    b = r[0] * d[0] + r[1] * d[1] + r[2] * d[2]
+    rr = r[0] * r[0] + r[1] * r[1] + r[2] * r[2]
+    disc_hi = b * b - (rr - r_hi * r_hi)
+    if disc_hi < 0.0:
+        return 0
+    s = max(0.0, -b - math.sqrt(disc_hi))
+    disc_lo = b * b - (rr - r_lo * r_lo)
+    # Leave the shell into the inner sphere (the terrain is above it) or out through its far side.
+    s_end = -b - math.sqrt(disc_lo) if disc_lo >= 0.0 else -b + math.sqrt(disc_hi)
+    if s_end < s:
+        return 0
+    p = np.empty(3)
+    s_prev = s
+    while True:
+        for k in range(3):
+            p[k] = r[k] + s * d[k]
+        status, h = _terrain_height(p, heights, grid, projection)
+        if status < 0:
+            out[:] = p
+            return -1
+        if status > 0 and math.sqrt(p[0] * p[0] + p[1] * p[1] + p[2] * p[2]) <= radius + h:
+            lo, hi = s_prev, s
+            while hi - lo > 1e-7:
+                mid = 0.5 * (lo + hi)
+                for k in range(3):
+                    p[k] = r[k] + mid * d[k]
+                status, h = _terrain_height(p, heights, grid, projection)
+                if status < 0:
+                    out[:] = p
+                    return -1
+                if status > 0 and math.sqrt(p[0] * p[0] + p[1] * p[1] + p[2] * p[2]) <= radius + h:
+                    hi = mid
+                else:
+                    lo = mid
+            for k in range(3):
+                out[k] = r[k] + hi * d[k]
+            return 1
+        if s >= s_end:
+            return 0
+        s_prev, s = s, min(s + step, s_end)
+
+
 def footprints(
     camera: Camera,
     trajectory,
@@ -288,26 +418,48 @@ def footprints(
     *,
     per_edge: int = 8,
     tracking: Tracking | None = None,
+    dem: Dem | None = None,
     ephemeris: Ephemeris | None = None,
 ) -> list[Footprint]:
-    """Footprints of ``camera`` at TDB epochs on the 1737.4 km sphere.
+    """Footprints of ``camera`` at TDB epochs, on the 1737.4 km sphere or on ``dem``'s terrain.
 
-    ``per_edge`` outline rays per detector side. Raises EpochOutOfRangeError outside the
-    trajectory or the kernels.
+    ``per_edge`` outline rays per detector side. On a DEM the outline points and the image
+    centre are the first terrain points along the rays (see the module docstring); rays that
+    meet no DEM terrain keep the sphere's points (``on_dem`` False). Raises
+    EpochOutOfRangeError outside the trajectory or the kernels; DataFormatError for a DEM
+    without an analytic projection, or a ray crossing its holes.
     """
+    terrain = _Terrain.of(dem) if dem is not None else None
     geom = geometry(trajectory, t_tdb_s, ephemeris)
     axes = camera_axes(camera, geom, tracking)
     rays = camera.edge_directions(per_edge)
-    centre = boresight_view(camera, geom, axes)
-    out = []
+    centre_km = _boresight_points_km(geom, axes)
+    centre_on_dem = np.zeros(len(geom), dtype=bool)
+    outlines = []
     for i in range(len(geom)):
         pts = np.empty((len(rays), 3))
         hit = np.zeros(len(rays), dtype=np.bool_)
         _outline(geom.r_me_km[i], np.ascontiguousarray(axes[i]), rays, MOON_RADIUS_KM, pts, hit)
-        height = np.zeros(len(rays))
+        on_dem = np.zeros(len(rays), dtype=bool)
+        if terrain is not None:
+            utc = tdb_s_to_utc(geom.t_tdb_s[i])
+            for k, d in enumerate(rays @ axes[i].T):
+                point = terrain.hit(geom.r_me_km[i], d, utc)
+                if point is not None:
+                    pts[k], hit[k], on_dem[k] = point, True, True
+            point = terrain.hit(geom.r_me_km[i], axes[i, :, 2], utc)
+            if point is not None:
+                centre_km[i], centre_on_dem[i] = point, True
+        outlines.append((pts, hit, on_dem))
+    centre = surface_view(camera, geom, centre_km)
+    centre_height_m = (np.linalg.norm(centre_km, axis=1) - MOON_RADIUS_KM) * 1e3
+    out = []
+    for i, (pts, hit, on_dem) in enumerate(outlines):
         lat, lon = lat_lon_deg(pts)
+        height_m = np.where(on_dem, (np.linalg.norm(pts, axis=1) - MOON_RADIUS_KM) * 1e3, 0.0)
         one = View(*(np.asarray(getattr(centre, f))[i] for f in View.__dataclass_fields__))
-        out.append(Footprint(camera.name, float(geom.t_tdb_s[i]), lat, lon, hit, height, one))
+        out.append(Footprint(camera.name, float(geom.t_tdb_s[i]), lat, lon, hit, height_m, on_dem, one,
+                             float(centre_height_m[i]) if centre_on_dem[i] else 0.0, bool(centre_on_dem[i])))
     return out
 
 
