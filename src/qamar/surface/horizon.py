@@ -122,7 +122,7 @@ def horizon_elevation_rad(elev_cdeg_row: np.ndarray, az_rad: float) -> float:
 # ---------------------------------------------------------------------------------------
 
 
-@njit(cache=True, fastmath=False, nogil=True)
+@njit(cache=True, fastmath=False, nogil=True, inline="always")
 def _bilinear(heights, lev, shapes, grids, x, y):
     """Bilinear height at map (x, y) in level ``lev``; NaN outside the hull of its pixel centres.
 
@@ -145,7 +145,7 @@ def _bilinear(heights, lev, shapes, grids, x, y):
     return top + wr * (bot - top)
 
 
-@njit(cache=True, fastmath=False, nogil=True)
+@njit(cache=True, fastmath=False, nogil=True, inline="always")
 def _region_max(pyr, pyr_shapes, lev, k, fr, fc):
     """Upper bound of the bilinear heights of level ``lev`` within 2**k pixels (each axis) of
     the fractional index (fr, fc): the dilated block maximum of pyramid level k; -inf when
@@ -161,7 +161,7 @@ def _region_max(pyr, pyr_shapes, lev, k, fr, fc):
     return pyr[pyr_shapes[lev, k, 0] + bi * nxk + bj]
 
 
-@njit(cache=True, fastmath=False, nogil=True)
+@njit(cache=True, fastmath=False, nogil=True, inline="always")
 def _group_bound(c, sa, sb, cot_d, inv_sin_d, cos_d):
     """Largest tan(elevation) = (cos(theta) - c) / sin(theta) over samples sa..sb, with
     c = r_obs / (R + M) for terrain no higher than M. Its derivative (c cos - 1) / sin^2
@@ -173,24 +173,32 @@ def _group_bound(c, sa, sb, cot_d, inv_sin_d, cos_d):
     return -math.sqrt(c * c - 1.0)
 
 
-@njit(cache=True, fastmath=False, nogil=True)
+@njit(cache=True, fastmath=False, nogil=True, inline="always")
+def _coarser_height(heights, lev, shapes, grids, mx, my):
+    """Bilinear height at map (mx, my) from the first level coarser than ``lev`` that holds
+    it; NaN if none does."""
+    h = np.nan
+    for lv in range(lev + 1, shapes.shape[0]):
+        h = _bilinear(heights, lv, shapes, grids, mx, my)
+        if not np.isnan(h):
+            break
+    return h
+
+
+@njit(cache=True, fastmath=False, nogil=True, inline="always")
 def _sample_height(s, ux, uy, uz, tx, ty, tz, cos_d, sin_d, last_sample, heights, shapes, grids, proj):
     """Height (m) of ray sample ``s``: from the finest level allowed at its distance that
     holds it, else the coarser ones; NaN outside all levels."""
-    n_lev = shapes.shape[0]
     lev = 0
     while s > last_sample[lev]:
         lev += 1
     mx, my = unit_to_map(cos_d[s] * ux + sin_d[s] * tx, cos_d[s] * uy + sin_d[s] * ty, cos_d[s] * uz + sin_d[s] * tz,
                          proj)
     h = _bilinear(heights, lev, shapes, grids, mx, my)
-    while np.isnan(h) and lev + 1 < n_lev:
-        lev += 1
-        h = _bilinear(heights, lev, shapes, grids, mx, my)
-    return h
+    return _coarser_height(heights, lev, shapes, grids, mx, my) if np.isnan(h) else h
 
 
-@njit(cache=True, fastmath=False, nogil=True)
+@njit(cache=True, fastmath=False, nogil=True, inline="always")
 def _group_may_beat(g, start, lev, kpyr, best, ro, ux, uy, uz, tx, ty, tz, cos_d, sin_d, cot_d, inv_sin_d, grids,
                     pyr, pyr_shapes, radius_m, proj):
     """False when no sample of group ``g`` can exceed ``best`` (tan elevation): the highest
@@ -255,6 +263,7 @@ def _horizon_rows_py(row0, row1, col0, col1, heights, shapes, grids, last_sample
                 ro = r_obs[jj]
                 h = _sample_height(s_best, ux, uy, uz, tx, ty, tz, cos_d, sin_d, last_sample, heights, shapes, grids, proj)
                 best = cot_d[s_best] - ro * inv_sin_d[s_best] / (radius_m + h) if not np.isnan(h) else -np.inf
+                lev = 0
                 for g1 in range(start1.size - 1):
                     if best > -np.inf and not _group_may_beat(g1, start1, lev1, k1, best, ro, ux, uy, uz, tx, ty, tz,
                                                               cos_d, sin_d, cot_d, inv_sin_d, grids, pyr, pyr_shapes,
@@ -266,8 +275,14 @@ def _horizon_rows_py(row0, row1, col0, col1, heights, shapes, grids, last_sample
                                                                   pyr_shapes, radius_m, proj):
                             continue
                         for s in range(start2[g2], start2[g2 + 1]):
-                            h = _sample_height(s, ux, uy, uz, tx, ty, tz, cos_d, sin_d, last_sample, heights, shapes,
-                                               grids, proj)
+                            # _sample_height, written out: the level advances with s along the ray
+                            while s > last_sample[lev]:
+                                lev += 1
+                            mx, my = unit_to_map(cos_d[s] * ux + sin_d[s] * tx, cos_d[s] * uy + sin_d[s] * ty,
+                                                 cos_d[s] * uz + sin_d[s] * tz, proj)
+                            h = _bilinear(heights, lev, shapes, grids, mx, my)
+                            if np.isnan(h):
+                                h = _coarser_height(heights, lev, shapes, grids, mx, my)
                             # v = cot - r_obs / ((R + h) sin) > best, without a division per sample
                             if (cot_d[s] - best) * (radius_m + h) > ro * inv_sin_d[s]:
                                 best = cot_d[s] - ro * inv_sin_d[s] / (radius_m + h)
