@@ -257,12 +257,12 @@ def _synthetic_dem_tif(path, n, pixel_m):
 
 @pytest.mark.slow
 def test_tiled_large_dem_bounded_memory_equals_in_memory(tmp_path):
-    """6000 x 6000 synthetic DEM (20 m, 144 MB as float32; its 8-azimuth horizon map is
-    576 MB) processed tile by tile: the Python/NumPy peak stays far below either, and a crop
+    """6000 x 6000 synthetic DEM (20 m, 144 MB as float32; its 4-azimuth horizon map is
+    288 MB) processed tile by tile: the Python/NumPy peak stays far below either, and a crop
     straddling tile corners equals the in-memory computation exactly."""
     n, pixel_m = 6000, 20.0
     dem_path = _synthetic_dem_tif(tmp_path / "big.tif", n, pixel_m)
-    kwargs = dict(n_azimuths=8, max_distance_km=4.0, fine_distance_km=1.0, coarse_factor=8)
+    kwargs = dict(n_azimuths=4, max_distance_km=2.0, fine_distance_km=0.5, coarse_factor=8)
     tracemalloc.start()
     out = compute_horizon_tiled(dem_path, tmp_path / "big_h.tif", tile_px=512, progress=False, **kwargs)
     _, peak_bytes = tracemalloc.get_traced_memory()

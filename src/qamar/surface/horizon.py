@@ -162,15 +162,16 @@ def _region_max(pyr, pyr_shapes, lev, k, fr, fc):
 
 
 @njit(cache=True, fastmath=False, nogil=True, inline="always")
-def _group_bound(c, sa, sb, cot_d, inv_sin_d, cos_d):
-    """Largest tan(elevation) = (cos(theta) - c) / sin(theta) over samples sa..sb, with
-    c = r_obs / (R + M) for terrain no higher than M. Its derivative (c cos - 1) / sin^2
-    changes sign once, at cos(theta*) = 1/c, where it peaks at -sqrt(c^2 - 1)."""
-    if c <= 1.0 or cos_d[sa] <= 1.0 / c:
-        return cot_d[sa] - c * inv_sin_d[sa]
-    if cos_d[sb] >= 1.0 / c:
-        return cot_d[sb] - c * inv_sin_d[sb]
-    return -math.sqrt(c * c - 1.0)
+def _largest_c(best, sa, sb, cos_d, sin_d, tan_d):
+    """Largest c = r_obs / (R + h) for which some sample sa..sb can exceed tan(elevation)
+    ``best``: (cos(theta) - c) / sin(theta) > best  <=>  c < cos(theta) - best sin(theta),
+    whose derivative -sin - best cos vanishes once, at tan(theta) = -best (a maximum,
+    sqrt(1 + best^2)). No division, so it is cheap to test often."""
+    if tan_d[sa] >= -best:
+        return cos_d[sa] - best * sin_d[sa]
+    if tan_d[sb] <= -best:
+        return cos_d[sb] - best * sin_d[sb]
+    return math.sqrt(1.0 + best * best)
 
 
 @njit(cache=True, fastmath=False, nogil=True, inline="always")
@@ -199,11 +200,12 @@ def _sample_height(s, ux, uy, uz, tx, ty, tz, cos_d, sin_d, last_sample, heights
 
 
 @njit(cache=True, fastmath=False, nogil=True, inline="always")
-def _group_may_beat(g, start, lev, kpyr, best, ro, ux, uy, uz, tx, ty, tz, cos_d, sin_d, cot_d, inv_sin_d, grids,
-                    pyr, pyr_shapes, radius_m, proj):
+def _group_may_beat(g, start, lev, kpyr, best, ro, ux, uy, uz, tx, ty, tz, cos_d, sin_d, tan_d, grids, pyr,
+                    pyr_shapes, radius_m, proj):
     """False when no sample of group ``g`` can exceed ``best`` (tan elevation): the highest
-    terrain within reach of the group's middle sample (dilated max pyramid at level
-    ``kpyr[g, lv]`` of every DEM level from ``lev[g]`` on) is too low, or there is none."""
+    terrain M within reach of the group's middle sample (dilated max pyramid at level
+    ``kpyr[g, lv]`` of every DEM level from ``lev[g]`` on) gives r_obs >= c_max (R + M)
+    (:func:`_largest_c`), or there is no terrain."""
     s0 = start[g]
     s1 = start[g + 1]
     sm = (s0 + s1) // 2
@@ -213,11 +215,11 @@ def _group_may_beat(g, start, lev, kpyr, best, ro, ux, uy, uz, tx, ty, tz, cos_d
     for lv in range(lev[g], grids.shape[0]):
         top = max(top, _region_max(pyr, pyr_shapes, lv, kpyr[g, lv], my * grids[lv, 2] + grids[lv, 3],
                                    mx * grids[lv, 0] + grids[lv, 1]))
-    return top > -np.inf and _group_bound(ro / (radius_m + top), s0, s1 - 1, cot_d, inv_sin_d, cos_d) > best
+    return top > -np.inf and ro < _largest_c(best, s0, s1 - 1, cos_d, sin_d, tan_d) * (radius_m + top)
 
 
 def _horizon_rows_py(row0, row1, col0, col1, heights, shapes, grids, last_sample, pyr, pyr_shapes, proj,
-                     radius_m, observer_height_m, cos_az, sin_az, cot_d, inv_sin_d, cos_d, sin_d,
+                     radius_m, observer_height_m, cos_az, sin_az, cot_d, inv_sin_d, cos_d, sin_d, tan_d,
                      start1, lev1, k1, start2, lev2, k2, ratio, out):
     """Horizon of pixels [row0:row1, col0:col1] of level 0 into out[row - row0, col - col0, :].
 
@@ -266,13 +268,13 @@ def _horizon_rows_py(row0, row1, col0, col1, heights, shapes, grids, last_sample
                 lev = 0
                 for g1 in range(start1.size - 1):
                     if best > -np.inf and not _group_may_beat(g1, start1, lev1, k1, best, ro, ux, uy, uz, tx, ty, tz,
-                                                              cos_d, sin_d, cot_d, inv_sin_d, grids, pyr, pyr_shapes,
-                                                              radius_m, proj):
+                                                              cos_d, sin_d, tan_d, grids, pyr, pyr_shapes, radius_m,
+                                                              proj):
                         continue
                     for g2 in range(g1 * ratio, min((g1 + 1) * ratio, start2.size - 1)):
                         if best > -np.inf and not _group_may_beat(g2, start2, lev2, k2, best, ro, ux, uy, uz, tx, ty,
-                                                                  tz, cos_d, sin_d, cot_d, inv_sin_d, grids, pyr,
-                                                                  pyr_shapes, radius_m, proj):
+                                                                  tz, cos_d, sin_d, tan_d, grids, pyr, pyr_shapes,
+                                                                  radius_m, proj):
                             continue
                         for s in range(start2[g2], start2[g2 + 1]):
                             # _sample_height, written out: the level advances with s along the ray
@@ -467,7 +469,8 @@ def _settings(dem: Dem, n_azimuths: int, max_distance_km: float, step_fraction: 
     distances_m = sample_distances_m(dem.pixel_size_m, max_distance_km * 1e3, step_fraction)
     az = np.arange(n_azimuths) * (2.0 * np.pi / n_azimuths)
     theta = distances_m / dem.radius_m
-    return distances_m, (np.cos(az), np.sin(az), 1.0 / np.tan(theta), 1.0 / np.sin(theta), np.cos(theta), np.sin(theta))
+    return distances_m, (np.cos(az), np.sin(az), 1.0 / np.tan(theta), 1.0 / np.sin(theta), np.cos(theta), np.sin(theta),
+                         np.tan(theta))
 
 
 def _horizon_window(dem: Dem, far_dem: Dem | None, coarse: Dem | None, fine_m: float, distances_m: np.ndarray,
