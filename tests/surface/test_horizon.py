@@ -162,7 +162,7 @@ def test_far_dem_supplies_distant_terrain():
     yc = far_transform.f - 1000.0 * (np.arange(80) + 0.5)
     far_heights[(yc <= -140000.0) & (yc > -146000.0), :] = 3000.0
     far = Dem(far_heights, far_transform, SOUTH)
-    kwargs = dict(n_azimuths=4, max_distance_km=60.0, window=Window(20, 20, 1, 1), progress=False)
+    kwargs = {"n_azimuths": 4, "max_distance_km": 60.0, "window": Window(20, 20, 1, 1), "progress": False}
     without = compute_horizon(fine, **kwargs)
     with_far = compute_horizon(fine, far_dem=far, **kwargs)
     d = _meridian_distance_m(-100000.0, -140000.0)
@@ -237,9 +237,9 @@ def _synthetic_dem_tif(path, n, pixel_m):
               rng.uniform(0, 2 * np.pi), rng.uniform(5, 40)) for _ in range(12)]
     craters = np.column_stack([rng.uniform(0, n * pixel_m, 400), rng.uniform(0, n * pixel_m, 400),
                                rng.uniform(100, 1500, 400)])
-    profile = dict(driver="GTiff", width=n, height=n, count=1, dtype="float32", crs=SOUTH,
-                   transform=Affine(pixel_m, 0, -n * pixel_m / 2, 0, -pixel_m, -20000.0), tiled=True,
-                   blockxsize=256, blockysize=256, compress="deflate")
+    profile = {"driver": "GTiff", "width": n, "height": n, "count": 1, "dtype": "float32", "crs": SOUTH,
+               "transform": Affine(pixel_m, 0, -n * pixel_m / 2, 0, -pixel_m, -20000.0), "tiled": True,
+               "blockxsize": 256, "blockysize": 256, "compress": "deflate"}
     with rasterio.open(path, "w", **profile) as dst:
         for r in range(0, n, 500):
             yy, xx = np.mgrid[r:min(n, r + 500), 0:n] * pixel_m
@@ -262,7 +262,7 @@ def test_tiled_large_dem_bounded_memory_equals_in_memory(tmp_path):
     straddling tile corners equals the in-memory computation exactly."""
     n, pixel_m = 6000, 20.0
     dem_path = _synthetic_dem_tif(tmp_path / "big.tif", n, pixel_m)
-    kwargs = dict(n_azimuths=4, max_distance_km=2.0, fine_distance_km=0.5, coarse_factor=8)
+    kwargs = {"n_azimuths": 4, "max_distance_km": 2.0, "fine_distance_km": 0.5, "coarse_factor": 8}
     tracemalloc.start()
     out = compute_horizon_tiled(dem_path, tmp_path / "big_h.tif", tile_px=512, progress=False, **kwargs)
     _, peak_bytes = tracemalloc.get_traced_memory()

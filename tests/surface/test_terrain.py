@@ -43,7 +43,10 @@ def dem240() -> Dem:
     return read_dem(data.path("dem_south_pole_240m"))
 
 
-def _dem(crs: str, shape=(11, 11), transform=Affine(240.0, 0.0, -1320.0, 0.0, -240.0, 1320.0)) -> Dem:
+POLE_GRID = Affine(240.0, 0.0, -1320.0, 0.0, -240.0, 1320.0)  # 11 x 11 pixels, the centre one on the pole
+
+
+def _dem(crs: str, shape=(11, 11), transform=POLE_GRID) -> Dem:
     return Dem(np.zeros(shape, dtype=np.float32), transform, CRS.from_user_input(crs))
 
 
@@ -91,7 +94,7 @@ def test_round_trip_against_proj(dem240):
     ],
 )
 def test_other_lunar_crs_against_proj(crs, lat_range, transform):
-    dem = _dem(crs, shape=(600, 600), transform=transform or Affine(240.0, 0, -1320.0, 0, -240.0, 1320.0))
+    dem = _dem(crs, shape=(600, 600), transform=transform or POLE_GRID)
     rng = np.random.default_rng(3)
     lat = rng.uniform(*lat_range, 300)
     lon = rng.uniform(-25.0, 25.0, 300)
@@ -157,7 +160,7 @@ def test_slope_of_a_tilted_plane_on_the_sphere(tilt_deg, toward_deg):
 
 
 def test_smooth_sphere_is_level_and_barely_rough():
-    slope, aspect, rough = slope_aspect_roughness(_dem(LOLA_SOUTH, shape=(21, 21)))
+    slope, _, rough = slope_aspect_roughness(_dem(LOLA_SOUTH, shape=(21, 21)))
     assert np.nanmax(slope) < 1e-4
     # neighbours 240 m (x4) and 339 m (x4) away drop d^2/2R below the tangent plane
     p = 240.0
@@ -166,8 +169,8 @@ def test_smooth_sphere_is_level_and_barely_rough():
 
 
 def _write_tif(path, array, crs, nodata=None):
-    profile = dict(driver="GTiff", width=array.shape[1], height=array.shape[0], count=1, dtype=array.dtype.name,
-                   transform=Affine(240.0, 0, -1200.0, 0, -240.0, 1200.0), nodata=nodata)
+    profile = {"driver": "GTiff", "width": array.shape[1], "height": array.shape[0], "count": 1,
+               "dtype": array.dtype.name, "transform": Affine(240.0, 0, -1200.0, 0, -240.0, 1200.0), "nodata": nodata}
     if crs is not None:
         profile["crs"] = crs
     with rasterio.open(path, "w", **profile) as dst:
