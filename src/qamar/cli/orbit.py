@@ -41,7 +41,7 @@ _SHARED: dict[str, tuple[type, Any, str]] = {
     "area_m2": (float, 0.06, "cross-section facing the Sun"),
     "cr": (float, 1.3, "radiation pressure coefficient"),
 }
-_GRID_HELP = " (a value, start:stop:step with inclusive stop, or a comma list)"
+_GRID_HELP = " (grid: 100, 0:180:2 with the stop included, or 27,50,76)"
 
 
 @dataclass(frozen=True)
@@ -227,6 +227,7 @@ def orbit_sweep(
     horizon_days: _HORIZON = 1095.0,
     rtol: _RTOL = 1e-10,
     plot: Annotated[Optional[Path], typer.Option(help="PNG of lifetime over the swept parameter(s), one or two")] = None,
+    mark: Annotated[Optional[str], typer.Option(help="reference lines on the plot, e.g. 27,50,76,86")] = None,
     scheduler: _SCHEDULER = None,
     workers: _WORKERS = 2,
     batch_size: _BATCH = None,
@@ -237,8 +238,9 @@ def orbit_sweep(
 
     setup = options.setup(horizon_days, rtol)
     grids = {e: parse_grid(getattr(options, e), "--" + e.replace("_", "-")) for e in ELEMENTS}
-    sweep = run_sweep(setup, grids, out, plot=plot, scheduler=scheduler, workers=workers, batch_size=batch_size,
-                      progress=progress)  # fmt: skip
+    marks = parse_grid(mark, "--mark") if mark else ()
+    sweep = run_sweep(setup, grids, out, plot=plot, marks=marks, scheduler=scheduler, workers=workers,
+                      batch_size=batch_size, progress=progress)  # fmt: skip
     results = sweep.run.results
     impacting = int(results["lifetime_days"].notna().sum())
     dropped = f", {sweep.dropped} points with apoapsis below periapsis left out" if sweep.dropped else ""
@@ -262,12 +264,12 @@ def orbit_montecarlo(
     position_sigma_km: Annotated[Optional[float], typer.Option(help="1-sigma per axis (1 km unless --covariance)")] = None,
     velocity_sigma_m_s: Annotated[Optional[float], typer.Option(help="1-sigma per axis (1 m/s unless --covariance)")] = None,
     covariance: Annotated[Optional[Path], typer.Option(help="6x6 state covariance file (km, km/s)")] = None,
-    peri_alt_sigma_km: float = 0.0,
-    apo_alt_sigma_km: float = 0.0,
-    inc_sigma_deg: float = 0.0,
-    raan_sigma_deg: float = 0.0,
-    argp_sigma_deg: float = 0.0,
-    ta_sigma_deg: float = 0.0,
+    peri_alt_sigma_km: Annotated[float, typer.Option(help="1-sigma of the periapsis altitude")] = 0.0,
+    apo_alt_sigma_km: Annotated[float, typer.Option(help="1-sigma of the apoapsis altitude")] = 0.0,
+    inc_sigma_deg: Annotated[float, typer.Option(help="1-sigma of the inclination")] = 0.0,
+    raan_sigma_deg: Annotated[float, typer.Option(help="1-sigma of the RAAN")] = 0.0,
+    argp_sigma_deg: Annotated[float, typer.Option(help="1-sigma of the argument of periapsis")] = 0.0,
+    ta_sigma_deg: Annotated[float, typer.Option(help="1-sigma of the true anomaly")] = 0.0,
     mass_rel_sigma: Annotated[float, typer.Option(help="1-sigma of the mass as a fraction")] = 0.0,
     area_rel_sigma: Annotated[float, typer.Option(help="1-sigma of the area as a fraction")] = 0.1,
     cr_sigma: Annotated[float, typer.Option(help="1-sigma of Cr")] = 0.1,

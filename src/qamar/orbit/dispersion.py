@@ -273,7 +273,7 @@ def run_dispersion_study(
     """Sample, run on Dask (resumable) and write a dispersion study's products into ``out_dir``.
 
     Products: ``members/`` (the Parquet parts, kept for resuming), ``results.parquet`` (one
-    row per member: inputs and results), ``summary.json`` (:func:`lifetime_summary` plus the
+    row per member: inputs and results; setup and dispersion in its metadata), ``summary.json`` (:func:`lifetime_summary` plus the
     setup, the dispersion and the run counts) and, with ``plots``, ``lifetime_hist.png`` and
     ``lifetime_cdf.png``. Returns the summary. Raises what :func:`sample_members` and
     :func:`~qamar.orbit.study.run_study` raise.
@@ -284,7 +284,7 @@ def run_dispersion_study(
     members = sample_members(dispersion, setup, nominal_elements, n_members)
     run = run_study(setup, members, out_dir / "members", scheduler=scheduler, workers=workers,
                     batch_size=batch_size, progress=progress)  # fmt: skip
-    write_results(out_dir / "results.parquet", run.results, setup)
+    write_results(out_dir / "results.parquet", run.results, setup, {"dispersion": dispersion.model_dump()})
     summary = {
         **lifetime_summary(run.results, setup.horizon_days),
         "setup": setup.describe(),

@@ -6,10 +6,10 @@ spacecraft (``SPACECRAFT_COLUMNS``) and any descriptive input columns (the oscul
 elements, a swept parameter). Every member shares a :class:`StudySetup`: epoch, force model,
 horizon, tolerance.
 
-:func:`run_study` cuts the members into batches and submits each batch as one Dask task
-(one ensemble propagation per batch on a worker). By default the tasks run on a ``LocalCluster`` on
-this machine (processes with one thread each, so compiled kernels never oversubscribe the
-cores); given a scheduler address, or ``DASK_SCHEDULER_ADDRESS`` in the environment, the same
+:func:`run_study` cuts the members into batches and submits each batch as one Dask task, an
+ensemble propagation of its members on one worker thread. By default the tasks run on a
+``LocalCluster`` on this machine (processes with one thread each, so compiled kernels never
+oversubscribe the cores); given a scheduler address, or ``DASK_SCHEDULER_ADDRESS`` in the environment, the same
 study runs unchanged on an existing cluster (its workers need qamar and ``QAMAR_DATA_DIR``;
 results come back to the client, so they share no file system with it).
 
@@ -50,8 +50,8 @@ from qamar.orbit.elements import (
     keplerian_to_cartesian,
     state_from_apsides,
 )
-from qamar.orbit.forces import ForceModel
 from qamar.orbit.ensemble import propagate_ensemble
+from qamar.orbit.forces import ForceModel
 from qamar.orbit.lifetime import DEFAULT_RTOL
 from qamar.time import tdb_s_to_utc
 

@@ -8,12 +8,14 @@ dropped: a separate bar, the CDF's ceiling, or a marker at the horizon.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from matplotlib import colormaps
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
 
 from qamar.errors import QamarError
 from qamar.plotting import save_png
@@ -86,14 +88,21 @@ def plot_lifetime_cdf(results: pd.DataFrame, horizon_days: float, path: str | Pa
 
 
 def plot_sweep(
-    results: pd.DataFrame, parameters: list[str], horizon_days: float, path: str | Path, *, title: str = ""
+    results: pd.DataFrame,
+    parameters: list[str],
+    horizon_days: float,
+    path: str | Path,
+    *,
+    title: str = "",
+    marks: Sequence[float] = (),
 ) -> Path:
     """Lifetime over a sweep: a line against one swept parameter, or a heatmap over two.
 
     Survivors are drawn at the horizon (a green triangle on the line; the colour bar's top
     colour on the heatmap). The lifetime axis is logarithmic when lifetimes span more than a
-    factor of 20. Raises QamarError unless one or two parameters are given, OSError if the
-    folder is not writable.
+    factor of 20. ``marks``: values of the (first) swept parameter to draw as dotted reference
+    lines, e.g. inclinations from the literature. Raises QamarError unless one or two
+    parameters are given, OSError if the folder is not writable.
     """
     if len(parameters) not in (1, 2):
         raise QamarError(f"a sweep plot shows one or two swept parameters, not {len(parameters)} ({parameters}); "
@@ -114,6 +123,9 @@ def plot_sweep(
         finite = y[y > 0]
         if finite.size and finite.max() / finite.min() > 20:
             ax.set_yscale("log")
+            plain = FuncFormatter(lambda value, _: f"{value:g}")
+            ax.yaxis.set_major_formatter(plain)
+            ax.yaxis.set_minor_formatter(plain)
         ax.set_xlabel(LABELS.get(name, name))
         ax.set_ylabel("lifetime (days)")
         ax.legend(loc="best")
@@ -131,5 +143,9 @@ def plot_sweep(
         bar.set_label(f"lifetime (days); green: survives {horizon_days:g} days")
         ax.set_xlabel(LABELS.get(xname, xname))
         ax.set_ylabel(LABELS.get(yname, yname))
+    for k, value in enumerate(marks):
+        ax.axvline(value, color="tab:purple", lw=1.0, ls=":", label="reference" if k == 0 else None)
+    if len(marks) and len(parameters) == 1:
+        ax.legend(loc="best")
     ax.set_title(f"Lifetime sweep{': ' + title if title else ''}")
     return save_png(fig, path)

@@ -103,12 +103,14 @@ def run_sweep(
     out: str | Path,
     *,
     plot: str | Path | None = None,
+    marks: Sequence[float] = (),
     scheduler: str | None = None,
     workers: int = 2,
     batch_size: int | None = None,
     progress: bool = True,
 ) -> Sweep:
-    """Lifetime over the grid, written to the Parquet file ``out`` (and a PNG ``plot``).
+    """Lifetime over the grid, written to the Parquet file ``out`` (and a PNG ``plot``, with
+    reference lines at ``marks`` of the first swept parameter).
 
     Finished batches go to a hidden parts folder beside ``out`` (``.NAME.parts``), so an
     interrupted sweep resumes; it is removed once ``out`` is written. The table has one row per
@@ -129,7 +131,7 @@ def run_sweep(
 
         f = setup.forces
         fixed = ", ".join(f"{c} {members[c].iloc[0]:g}" for c in ELEMENT_COLUMNS if c not in varying)
-        plot_sweep(run.results, varying, setup.horizon_days, plot,
+        plot_sweep(run.results, varying, setup.horizon_days, plot, marks=marks,
                    title=f"{f.field.name} {f.degree}x{f.degree}, {fixed}")  # fmt: skip
     shutil.rmtree(parts, ignore_errors=True)
     return Sweep(run, varying, dropped)
