@@ -18,6 +18,7 @@ def _short_icube_q(**changes) -> Scenario:
     document["propagation"]["duration_days"] = 1.0
     document["forces"]["degree"] = 8
     document["payload"]["coverage_days"] = 0.5
+    document["lifetime"].update(horizon_days=2.0, members=3, degree=4)
     for dotted, value in changes.items():
         node = document
         *path, last = dotted.split(".")
@@ -32,15 +33,20 @@ def test_one_day_of_icube_q_writes_every_product_and_a_report_with_every_section
     summary = run_scenario(_short_icube_q(), out, progress=False)
     expected = {"summary.json", "trajectory.oem", "trajectory.csv", "report.html", "altitude.png", "apsides.png",
                 "ground_track.png", "eclipses.png", "contacts.csv", "contacts.png", "coverage_global.png",
-                "coverage_south.png"}
+                "coverage_south.png", "lifetime.png", "lifetime_study"}
     assert expected <= {p.name for p in out.iterdir()}
     assert json.loads((out / "summary.json").read_text()) == json.loads(json.dumps(summary))
     assert summary["orbit"]["impact_utc"] is None
     assert summary["comms"]["any_station_contact_h"] > 0
     assert 0 < summary["coverage"]["all"]["covered_pct"] <= 100
+    assert summary["lifetime"]["nominal"]["lifetime_days"] is None
+    assert summary["lifetime"]["dispersion"]["members"] == 3
+    assert (out / "lifetime_study" / "results.parquet").exists()
+    run_scenario(_short_icube_q(), out, progress=False)  # a rerun into the same folder replaces the products
+    assert (out / "lifetime_study" / "results.parquet").exists()
     html = (out / "report.html").read_text()
     for title in ("Orbit and lifetime", "Eclipses", "Earth stations and downlink", "Imaging plan", "Coverage",
-                  "Assumptions"):
+                  "Lifetime", "Assumptions"):
         assert f"<h2>{title}</h2>" in html
     assert html.count("data:image/png;base64,") >= 6  # self-contained: figures embedded
 

@@ -30,7 +30,7 @@ from qamar.mission.scenario import Forces, Orbit, Propagation, Scenario, Spacecr
 from qamar.orbit.elements import state_from_apsides
 from qamar.orbit.events import shadow_passes
 from qamar.orbit.forces import ForceModel
-from qamar.orbit.gravity import load_field
+from qamar.orbit.gravity import GravityField, load_field
 from qamar.orbit.propagate import PropagationResult, propagate
 from qamar.orbit.trajectory import Trajectory
 from qamar.time import tdb_s_to_utc, utc_to_tdb_s
@@ -46,6 +46,18 @@ class OrbitRun:
     propagation: Propagation
     result: PropagationResult
     trajectory: Trajectory
+
+
+def force_model(forces: Forces, spacecraft: Spacecraft, field: GravityField | None = None,
+                degree: int | None = None) -> ForceModel:
+    """The ForceModel of a scenario's ``forces`` and ``spacecraft`` (``degree`` overrides theirs).
+
+    Raises ModelConfigError for an unknown gravity model or a degree above the file's.
+    """
+    degree = forces.degree if degree is None else degree
+    field = load_field(forces.gravity, degree) if field is None else field
+    return ForceModel(field=field, degree=degree, third_bodies=tuple(forces.third_bodies), srp=forces.srp,
+                      mass_kg=spacecraft.mass_kg, area_m2=spacecraft.area_m2, cr=spacecraft.cr)
 
 
 def propagate_orbit(
@@ -70,15 +82,7 @@ def propagate_orbit(
         frame=orbit.frame,
         t_tdb_s=t0_tdb_s,
     )
-    model = ForceModel(
-        field=field,
-        degree=forces.degree,
-        third_bodies=tuple(forces.third_bodies),
-        srp=forces.srp,
-        mass_kg=spacecraft.mass_kg,
-        area_m2=spacecraft.area_m2,
-        cr=spacecraft.cr,
-    )
+    model = force_model(forces, spacecraft, field)
     result = propagate(
         t0_tdb_s,
         np.concatenate([r_icrf_km, v_icrf_km_s]),
@@ -156,7 +160,10 @@ def staged_output(out_dir: Path) -> Iterator[Path]:
         yield staging
         out_dir.mkdir(exist_ok=True)
         for item in staging.iterdir():
-            os.replace(item, out_dir / item.name)
+            target = out_dir / item.name
+            if target.is_dir():  # a product folder of an earlier run: replaced whole
+                shutil.rmtree(target)
+            os.replace(item, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
@@ -189,6 +196,8 @@ def run_scenario(scenario: Scenario, out_dir: Path, progress: bool = True) -> di
             cameras = scenario_cameras(scenario, run.trajectory)
             summary["imaging"] = _imaging_products(scenario, run.trajectory, cameras, comms, stage, report)
             summary["coverage"] = _coverage_products(scenario, run.trajectory, cameras, stage, report)
+        if scenario.lifetime:
+            summary["lifetime"] = _lifetime_products(scenario, stage, report, progress)
         if scenario.assumptions:
             report.section("Assumptions").items(list(scenario.assumptions), css_class="assume")
         write_json(stage / "summary.json", summary)
@@ -364,4 +373,48 @@ def _coverage_products(scenario: Scenario, trajectory, cameras, stage: Path, rep
     section.figure(stage / "coverage_global.png", "Hours in view of any camera")
     section.figure(stage / "coverage_global_good_light.png", "Hours in view under good light")
     section.figure(stage / "coverage_south.png", "South polar view")
+    return result
+
+
+def _lifetime_products(scenario: Scenario, stage: Path, report: Report, progress: bool) -> dict:
+    from qamar.orbit.dispersion import run_dispersion_study
+    from qamar.orbit.lifetime import lifetime
+    from qamar.orbit.plots import plot_lifetime
+    from qamar.orbit.study import ELEMENT_COLUMNS, StudySetup
+
+    study, orbit = scenario.lifetime, scenario.orbit
+    model = force_model(scenario.forces, scenario.spacecraft)
+    t0_tdb_s = float(utc_to_tdb_s(orbit.epoch_utc))
+    r_km, v_km_s = state_from_apsides(orbit.peri_alt_km, orbit.apo_alt_km, orbit.inc_deg, orbit.raan_deg, orbit.argp_deg,
+                                      orbit.ta_deg, model.field.gm_km3_s2, frame=orbit.frame, t_tdb_s=t0_tdb_s)
+    nominal = lifetime(t0_tdb_s, np.concatenate([r_km, v_km_s]), model, study.horizon_days, rtol=study.rtol,
+                       progress=progress)
+    plot_lifetime(nominal, stage / "lifetime.png")
+    result = {"nominal": nominal.summary()}
+    section = report.section("Lifetime")
+    fate = (f"impacts on {result['nominal']['impact_utc']} after {nominal.lifetime_days:.1f} days"
+            if nominal.crashed else f"survives the {study.horizon_days:g}-day horizon")
+    section.text(f"Without propulsion the nominal orbit ({scenario.forces.gravity} degree {scenario.forces.degree}, "
+                 f"{', '.join(scenario.forces.third_bodies) or 'no third bodies'}, SRP {'on' if scenario.forces.srp else 'off'}) "
+                 f"{fate}; lowest periapsis {nominal.min_periapsis_alt_km:.1f} km.")
+    section.figure(stage / "lifetime.png", "Periapsis altitude of the nominal orbit")
+    if study.members:
+        setup = StudySetup(t0_tdb_s, force_model(scenario.forces, scenario.spacecraft, degree=study.degree),
+                           horizon_days=study.horizon_days, rtol=study.rtol, frame=orbit.frame)
+        elements = {c: getattr(orbit, c) for c in ELEMENT_COLUMNS}
+        spread = run_dispersion_study(setup, study.dispersion, elements, study.members, stage / "lifetime_study",
+                                      progress=progress)
+        result["dispersion"] = spread
+        life = spread["lifetime_days"]
+        beyond = "beyond the horizon"
+        section.text(
+            f"{spread['members']} dispersed members (degree {study.degree}, on Dask): {spread['impacting']} impact "
+            f"within {study.horizon_days:g} days. Lifetime percentiles (days): 5%: {life['p5'] or beyond}, "
+            f"50%: {life['p50'] or beyond}, 95%: {life['p95'] or beyond}. Every member is in "
+            "lifetime_study/results.parquet."
+        )
+        section.table([(k, v) for k, v in study.dispersion.model_dump().items() if v not in (0, 0.0, None)],
+                      header=["dispersion (1 sigma)", "value"])
+        section.figure(stage / "lifetime_study" / "lifetime_hist.png", "Lifetime histogram of the dispersed members")
+        section.figure(stage / "lifetime_study" / "lifetime_cdf.png", "Lifetime distribution (CDF)")
     return result

@@ -12,11 +12,19 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from qamar.comms import CommsSpec
-from qamar.payload.camera import PayloadSpec
 from qamar.errors import DataFormatError
+from qamar.orbit.dispersion import Dispersion
+from qamar.payload.camera import PayloadSpec
 
 
 class _Strict(BaseModel):
@@ -79,6 +87,17 @@ class Propagation(_Strict):
     output_step_s: float = Field(default=60.0, gt=0, description="sampling of the OEM and CSV products")
 
 
+class LifetimeStudy(_Strict):
+    """The lifetime analysis of the report: the nominal orbit to impact or the horizon with the
+    scenario's force model, and a dispersion study of ``members`` orbits on Dask."""
+
+    horizon_days: float = Field(default=1095.0, gt=0)
+    members: int = Field(default=100, ge=0, description="0 skips the dispersion study")
+    degree: int = Field(default=50, ge=0, description="gravity degree of the members (the nominal run uses forces.degree)")
+    rtol: float = Field(default=1e-10, gt=0, lt=1e-3)
+    dispersion: Dispersion = Dispersion()
+
+
 class Scenario(_Strict):
     """A whole mission scenario as read from YAML."""
 
@@ -90,6 +109,7 @@ class Scenario(_Strict):
     propagation: Propagation
     comms: CommsSpec | None = None
     payload: PayloadSpec | None = None
+    lifetime: LifetimeStudy | None = None
     assumptions: tuple[str, ...] = ()
 
 
