@@ -48,10 +48,14 @@ def plot_lifetime_histogram(results: pd.DataFrame, horizon_days: float, path: st
     if impacting.any():
         ax.hist(life[impacting], bins=bins, color="tab:red", alpha=0.8, label=f"impact ({impacting.sum()} of {n})")
     survivors = int(n - impacting.sum())
+    beyond = horizon_days + 1.5 * width  # the survivors' bar, right of the horizon line
     if survivors:
-        ax.bar(horizon_days + 1.5 * width, survivors, width=width, color="tab:green", hatch="//", alpha=0.7,
+        ax.bar(beyond, survivors, width=width, color="tab:green", hatch="//", alpha=0.7,
                label=f"survive {horizon_days:g} days ({survivors} of {n})")  # fmt: skip
+    ax.axvline(horizon_days, color="grey", lw=0.8, ls="--")
     ax.set_xlim(0.0, horizon_days + 2.5 * width)
+    ticks = [t for t in ax.get_xticks() if 0.0 <= t <= horizon_days - 0.5 * width] + [horizon_days, beyond]
+    ax.set_xticks(ticks, [f"{t:g}" for t in ticks[:-1]] + [f"> {horizon_days:g}"])
     ax.set_xlabel("lifetime (days from the start epoch)")
     ax.set_ylabel("members")
     ax.legend(loc="upper left")
