@@ -148,7 +148,7 @@ def test_a_worker_killed_mid_study_loses_no_finished_member(tmp_path, monkeypatc
     kill stay untouched, every member is there exactly once, and only the tasks the killed
     worker held (at most two: one running, one queued) run again."""
     monkeypatch.delenv("DASK_SCHEDULER_ADDRESS", raising=False)
-    setup = _setup(10, 20.0)
+    setup = _setup(10, 30.0)  # each member flies the whole span: about a second of work
     members = members_from_elements(setup, _elements(np.linspace(80.0, 90.0, 12), peri_alt_km=100.0, apo_alt_km=100.0))
     parts = tmp_path / "parts"
     with dask_client(workers=2) as client, ThreadPoolExecutor(1) as pool:
