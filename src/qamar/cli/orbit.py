@@ -89,15 +89,11 @@ class OrbitOptions:
 
 def _study_setup(epoch, frame: str, forces, spacecraft, horizon_days: float, rtol: float):
     """StudySetup from scenario specifications (Forces, Spacecraft), an epoch and a frame."""
-    from qamar.orbit.forces import ForceModel
-    from qamar.orbit.gravity import load_field
+    from qamar.mission.run import force_model
     from qamar.orbit.study import StudySetup
     from qamar.time import utc_to_tdb_s
 
-    model = ForceModel(
-        field=load_field(forces.gravity, forces.degree), degree=forces.degree, third_bodies=tuple(forces.third_bodies),
-        srp=forces.srp, mass_kg=spacecraft.mass_kg, area_m2=spacecraft.area_m2, cr=spacecraft.cr,
-    )  # fmt: skip
+    model = force_model(forces, spacecraft)
     return StudySetup(float(utc_to_tdb_s(epoch)), model, horizon_days=horizon_days, rtol=rtol, frame=frame)
 
 
