@@ -13,7 +13,6 @@ import typer
 
 from qamar.cli.common import user_errors
 from qamar.cli.comms import comms_app
-from qamar.cli.comms import comms_app
 from qamar.cli.data import data_app
 from qamar.cli.orbit import orbit_app
 from qamar.cli.surface import surface_app
@@ -28,7 +27,6 @@ app = typer.Typer(
 app.add_typer(data_app, name="data")
 app.add_typer(orbit_app, name="orbit")
 app.add_typer(surface_app, name="surface")
-app.add_typer(comms_app, name="comms")
 app.add_typer(comms_app, name="comms")
 app.add_typer(payload_app, name="payload")
 
