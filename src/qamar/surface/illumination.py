@@ -187,7 +187,7 @@ def _segment_fraction(u: float) -> float:
     return 1.0 - (math.acos(u) - u * math.sqrt(1.0 - u * u)) / math.pi
 
 
-@njit(cache=True, fastmath=False, nogil=True)
+@njit(cache=True, fastmath=False, nogil=True, inline="always")
 def _atan2(y: float, x: float) -> float:
     """atan2 to 2e-8 rad, several times faster than libm: octant reduction to |u| <= tan(pi/8)
     and the Taylor series of atan through u^15 (alternating: error <= |u|^17 / 17 < 1.9e-8)."""
@@ -212,7 +212,7 @@ def _atan2(y: float, x: float) -> float:
     return -a if y < 0.0 else a
 
 
-@njit(cache=True, fastmath=False, nogil=True)
+@njit(cache=True, fastmath=False, nogil=True, inline="always")
 def _look(p_km, k, b, r_km):
     """Topocentric (north, east, up) components (km) of body sample ``k`` from a site with
     ENU basis ``b`` (east 0:3, north 3:6, up 6:9) at ``r_km`` from the centre."""
@@ -223,7 +223,7 @@ def _look(p_km, k, b, r_km):
     return x, y, z
 
 
-@njit(cache=True, fastmath=False, nogil=True)
+@njit(cache=True, fastmath=False, nogil=True, inline="always")
 def _direction(p_km, k, b, r_km, out, i):
     """Topocentric unit vector (north, east, up) of body sample ``k`` into ``out[i:i + 3]``;
     ``out[i + 3]`` = -1 marks its azimuth as not yet computed (see :func:`_azimuth`)."""
@@ -251,7 +251,7 @@ def _diamond_table(n: int) -> np.ndarray:
 _AZ_TABLE = _diamond_table(16384)
 
 
-@njit(cache=True, fastmath=False, nogil=True)
+@njit(cache=True, fastmath=False, nogil=True, inline="always")
 def _azimuth(v, i):
     """Azimuth (rad, [0, 2 pi)) of the direction in ``v[i:i + 3]``, computed once into ``v[i + 3]``."""
     if v[i + 3] < 0.0:
@@ -264,7 +264,7 @@ def _azimuth(v, i):
     return v[i + 3]
 
 
-@njit(cache=True, fastmath=False, nogil=True)
+@njit(cache=True, fastmath=False, nogil=True, inline="always")
 def _horizon_at(h, naz, az):
     """Horizon elevation (rad) and slope d h / d az (rad/rad) at azimuth ``az`` in [0, 2 pi),
     linear between the ``naz`` samples of ``h`` (``h[naz] == h[0]``)."""
@@ -278,7 +278,7 @@ def _horizon_at(h, naz, az):
     return h0 + fr * (h1 - h0), (h1 - h0) * (naz / _TWO_PI)
 
 
-@njit(cache=True, fastmath=False, nogil=True)
+@njit(cache=True, fastmath=False, nogil=True, inline="always")
 def _asin(s: float) -> float:
     """asin to 1e-9 rad: its Taylor series through s^13 for |s| <= 0.3 (remainder < 3e-10),
     else via :func:`_atan2`."""
@@ -309,7 +309,7 @@ def _partial_fraction(el, d, tilt2, cos2, az, h, naz, disc_rad):
     return _segment_fraction(d / (math.sqrt(1.0 + tilt2) * disc_rad))
 
 
-@njit(cache=True, fastmath=False, nogil=True)
+@njit(cache=True, fastmath=False, nogil=True, inline="always")
 def _value(zeta, az, h, naz, disc_rad):
     """Exact value of one sample from the sine of its elevation and its azimuth: the Sun's
     visible fraction (``disc_rad`` > 0, the segment beyond the straight horizon line through
@@ -327,7 +327,7 @@ def _value(zeta, az, h, naz, disc_rad):
     return _partial_fraction(el, d, tilt2, max(1.0 - zeta * zeta, 1e-18), az, h, naz, disc_rad), el, hh
 
 
-@njit(cache=True, fastmath=False, nogil=True)
+@njit(cache=True, fastmath=False, nogil=True, inline="always")
 def _sector_extremes(gmin, gmax, ng, az_lo, az_hi):
     """Horizon extremes (rad) over azimuths [az_lo, az_hi] (within one turn of [0, 2 pi)):
     those of the groups (``ng`` per turn) the interval touches."""
@@ -344,7 +344,7 @@ def _sector_extremes(gmin, gmax, ng, az_lo, az_hi):
     return lo, hi
 
 
-@njit(cache=True, fastmath=False, nogil=True)
+@njit(cache=True, fastmath=False, nogil=True, inline="always")
 def _asin_bounds(s_lo, s_hi):
     """Lower bound of asin(s_lo) and upper bound of asin(s_hi) (rad). For |s| <= 1/2,
     |s| <= |asin s| <= |s| (1 + s^2 / 5) (the series x + x^3/6 + 3x^5/40 + ... ); else exact."""
@@ -361,7 +361,7 @@ def _asin_bounds(s_lo, s_hi):
     return lo, hi
 
 
-@njit(cache=True, fastmath=False, nogil=True)
+@njit(cache=True, fastmath=False, nogil=True, inline="always")
 def _decide(v, span, curv, sweep_rad, disc_rad, hmin, hmax, gmin, gmax, ng):
     """1 if every sample of an interval is lit/in view, 0 if none is, -1 if undecided.
 
@@ -473,6 +473,62 @@ def _body_segments(p_km, disc_rad, disc_max, sweep_rad, curv, first_span, b, r_k
 
 
 @njit(cache=True, fastmath=False, nogil=True)
+def _track_segments(p_km, disc_rad, disc_max, sweep_rad, curv, first_span, reach, lat_rad, b, r_km, h, naz, hmin,
+                    hmax, gmin, gmax, ng, seg_start, seg_state, values, stack_k, stack_v, v):
+    """:func:`_body_segments` after the whole-track check of :func:`_reach` (one run when the
+    body can never, or always, be seen), with the horizon bounds narrowed to its reach."""
+    state, lo, hi = _reach(reach, lat_rad, b, disc_max, hmin, hmax, gmin, gmax, ng, v)
+    if state >= 0:
+        seg_start[0] = 0
+        seg_state[0] = state
+        seg_start[1] = p_km.shape[0]
+        return 1
+    return _body_segments(p_km, disc_rad, disc_max, sweep_rad, curv, first_span, b, r_km, h, naz, lo, hi, gmin,
+                          gmax, ng, seg_start, seg_state, values, stack_k, stack_v, v)
+
+
+@njit(cache=True, fastmath=False, nogil=True)
+def _reach(reach, lat_rad, b, disc_rad, hmin, hmax, gmin, gmax, ng, v):
+    """Where a body can be over the whole track, seen from a pixel: (state, lo, hi) with state
+    0/1 when no/every sample is visible whatever the time, else -1, and lo/hi the horizon's
+    extremes over the azimuths the body can take (the pixel's extremes if unbounded).
+
+    ``reach`` = (m_x, m_y, m_z, alpha, dec_lo, dec_hi): every topocentric direction of the
+    track lies within ``alpha`` of the unit vector m (MOON_ME; alpha < 0 if unused) and its
+    latitude in [dec_lo, dec_hi] (rad). A direction of latitude dec seen from latitude lat
+    has elevation in [|lat + dec| - pi/2, pi/2 - |lat - dec|]."""
+    el_hi = 0.5 * math.pi - _gap(lat_rad, reach[4], reach[5])
+    el_lo = _gap(-lat_rad, reach[4], reach[5]) - 0.5 * math.pi
+    lo, hi = hmin, hmax
+    alpha = reach[3]
+    if alpha >= 0.0:
+        v[0] = reach[0] * b[3] + reach[1] * b[4] + reach[2] * b[5]
+        v[1] = reach[0] * b[0] + reach[1] * b[1] + reach[2] * b[2]
+        v[2] = reach[0] * b[6] + reach[1] * b[7] + reach[2] * b[8]
+        v[3] = -1.0
+        el_m = _asin(v[2])
+        el_hi = min(el_hi, el_m + alpha)
+        el_lo = max(el_lo, el_m - alpha)
+        cos_m = math.cos(el_m)
+        if alpha + disc_rad < 0.5 * cos_m:
+            x = (alpha + disc_rad) / cos_m
+            pad = x * (1.0 + 0.2 * x * x)  # >= asin(sin(alpha + disc) / cos(el_m)), x <= 1/2
+            az = _azimuth(v, 0)
+            lo, hi = _sector_extremes(gmin, gmax, ng, az - pad, az + pad)
+    if el_hi + disc_rad < lo:
+        return 0, lo, hi
+    if el_lo - disc_rad > hi:
+        return 1, lo, hi
+    return -1, lo, hi
+
+
+@njit(cache=True, fastmath=False, nogil=True, inline="always")
+def _gap(x, a, b):
+    """Distance from x to the interval [a, b] (0 inside)."""
+    return a - x if x < a else (x - b if x > b else 0.0)
+
+
+@njit(cache=True, fastmath=False, nogil=True)
 def _pixel_horizon(row_cdeg, h, gmin, gmax, gsize):
     """Fill the pixel's horizon (rad, h[naz] = h[0]) and its group extremes (three turns);
     return (min, max) or (nan, nan) if the row has no data."""
@@ -507,8 +563,8 @@ def _enu(lat_rad, lon_rad, b):
 
 
 @njit(cache=True, fastmath=False, nogil=True, parallel=True)
-def _illumination_rows(elev_cdeg, lat_rad, lon_rad, r_km, sun_km, sun_rad, sun_bounds, earth_km, earth_bounds,
-                       spans, gsize, sun_sum, earth_sum, both_sum, night_max):
+def _illumination_rows(elev_cdeg, lat_rad, lon_rad, r_km, sun_km, sun_rad, sun_bounds, sun_reach, earth_km,
+                       earth_bounds, earth_reach, spans, gsize, sun_sum, earth_sum, both_sum, night_max):
     """Per pixel of a block of rows: sum over samples of the Sun's visible fraction, of Earth
     in view and of their product, and the longest run of samples with no Sun (in samples).
     NaN where the pixel or its horizon has no data. ``earth_km`` may have 0 rows (Sun only)."""
@@ -540,8 +596,9 @@ def _illumination_rows(elev_cdeg, lat_rad, lon_rad, r_km, sun_km, sun_rad, sun_b
             _enu(lat_rad[iy, ix], lon_rad[iy, ix], b)
             horiz = math.hypot(b[6], b[7])
             curv_s = _BOUND_SAFETY * (sun_bounds[1] * horiz + sun_bounds[2] * abs(b[8]) + r * sun_bounds[3])
-            n_s = _body_segments(sun_km, sun_rad, disc_max, sun_bounds[0], curv_s, spans[0], b, r, h, naz, hmin,
-                                 hmax, gmin, gmax, ng, seg_s, state_s, val_s, stack_k, stack_v, v)
+            n_s = _track_segments(sun_km, sun_rad, disc_max, sun_bounds[0], curv_s, spans[0], sun_reach,
+                                  lat_rad[iy, ix], b, r, h, naz, hmin, hmax, gmin, gmax, ng, seg_s, state_s, val_s,
+                                  stack_k, stack_v, v)
             total, run, longest = 0.0, 0, 0
             for i in range(n_s):
                 k0, k1, s = seg_s[i], seg_s[i + 1], state_s[i]
@@ -564,8 +621,9 @@ def _illumination_rows(elev_cdeg, lat_rad, lon_rad, r_km, sun_km, sun_rad, sun_b
             if not with_earth:
                 continue
             curv_e = _BOUND_SAFETY * (earth_bounds[1] * horiz + earth_bounds[2] * abs(b[8]) + r * earth_bounds[3])
-            n_e = _body_segments(earth_km, sun_rad, 0.0, earth_bounds[0], curv_e, spans[1], b, r, h, naz, hmin,
-                                 hmax, gmin, gmax, ng, seg_e, state_e, val_e, stack_k, stack_v, v)
+            n_e = _track_segments(earth_km, sun_rad, 0.0, earth_bounds[0], curv_e, spans[1], earth_reach,
+                                  lat_rad[iy, ix], b, r, h, naz, hmin, hmax, gmin, gmax, ng, seg_e, state_e, val_e,
+                                  stack_k, stack_v, v)
             total = 0.0
             for i in range(n_e):
                 if state_e[i] == 1:
@@ -645,6 +703,20 @@ def _track_bounds(p_km: np.ndarray) -> np.ndarray:
         out[2] = np.abs(d2[:, 2]).max()
         out[3] = np.abs(inv[2:] - 2.0 * inv[1:-1] + inv[:-2]).max()
     return out
+
+
+def _track_reach(p_km: np.ndarray) -> np.ndarray:
+    """(m_x, m_y, m_z, alpha, dec_lo, dec_hi) of :func:`_reach` for a track: the mean direction
+    and the largest angle from it (-1 beyond 0.5 rad, too wide to help) and the latitude band,
+    each widened by the largest parallax of a site within _MAX_SITE_RADIUS_KM."""
+    dist = np.linalg.norm(p_km, axis=1)
+    unit = p_km / dist[:, None]
+    parallax = float(np.arcsin(min(1.0, _MAX_SITE_RADIUS_KM / dist.min()))) * (1.0 + 1e-6) + 1e-9
+    mean = unit.mean(axis=0)
+    mean /= np.linalg.norm(mean)
+    alpha = float(np.arccos(np.clip(unit @ mean, -1.0, 1.0)).max()) + parallax
+    dec = np.arcsin(unit[:, 2])
+    return np.array([*mean, alpha if alpha < 0.5 else -1.0, dec.min() - parallax, dec.max() + parallax])
 
 
 def _first_span(sweep_rad: float) -> int:
@@ -745,8 +817,9 @@ def sample_sums(
     sun_km = np.ascontiguousarray(tracks.sun_me_km, dtype=np.float64)
     earth_km = np.ascontiguousarray(tracks.earth_me_km if with_earth else np.zeros((0, 3)), dtype=np.float64)
     sun_rad = np.ascontiguousarray(tracks.sun_radius_rad)
-    sun_bounds = _track_bounds(sun_km)
+    sun_bounds, sun_reach = _track_bounds(sun_km), _track_reach(sun_km)
     earth_bounds = _track_bounds(earth_km) if with_earth else np.zeros(4)
+    earth_reach = _track_reach(earth_km) if with_earth else np.zeros(6)
     spans = np.array([_first_span(sun_bounds[0]), _first_span(earth_bounds[0])], dtype=np.int64)
     ny, nx = dem.shape
     sums = [np.empty((ny, nx)) for _ in range(4)]
@@ -756,7 +829,8 @@ def sample_sums(
             block = (horizon.elev_cdeg[r0:r1] if isinstance(horizon, HorizonMap)
                      else read_horizon(horizon, window=Window(0, r0, nx, r1 - r0)).elev_cdeg)
             _illumination_rows(block, lat_rad[r0:r1], lon_rad[r0:r1], r_km[r0:r1], sun_km, sun_rad, sun_bounds,
-                               earth_km, earth_bounds, spans, _group_size(n_az), *(s[r0:r1] for s in sums))
+                               sun_reach, earth_km, earth_bounds, earth_reach, spans, _group_size(n_az),
+                               *(s[r0:r1] for s in sums))
             bar.update(r1 - r0)
     return sums
 
