@@ -22,6 +22,7 @@ import numpy as np
 import rasterio
 from matplotlib.figure import Figure
 from matplotlib.patches import Circle
+from mpl_toolkits.axes_grid1 import make_axes_locatable
 
 from qamar import data
 from qamar.io import atomic_write
@@ -86,24 +87,32 @@ def hillshade(dem: Dem, azimuth_deg: float = 315.0, altitude_deg: float = 35.0) 
 
 def plot_map(values: np.ndarray, dem: Dem, path: str | Path, *, title: str, label: str, cmap: str = "inferno",
              vmin: float | None = None, vmax: float | None = None, features: bool = True,
-             relief: np.ndarray | None = None) -> Path:
+             relief: np.ndarray | None = None, mark_max: str | None = None) -> Path:
     """PNG map of ``values`` (DEM grid) over the DEM's hillshade with a colour bar, map axes in
-    km and the named features inside the map; NaN shows the relief only. Returns the path."""
+    km and the named features inside the map; NaN shows the relief only. ``mark_max`` labels
+    the largest value's pixel with that format (e.g. ``"{:.1%}"``). Returns the path."""
     path = Path(path)
     t = dem.transform
     ny, nx = dem.shape
     extent = np.array([t.c, t.c + t.a * nx, t.f + t.e * ny, t.f]) * dem.pixel_size_m / t.a / 1e3
-    fig = Figure(figsize=(8.0, 7.0))
+    fig = Figure(figsize=(8.0, 1.4 + 6.4 * ny / nx))
     ax = fig.add_subplot()
     ax.imshow(hillshade(dem) if relief is None else relief, cmap="gray", extent=extent, origin="upper",
               interpolation="bilinear")
     image = ax.imshow(np.ma.masked_invalid(values), cmap=cmap, vmin=vmin, vmax=vmax, alpha=0.72, extent=extent,
                       origin="upper", interpolation="nearest")
-    bar = fig.colorbar(image, ax=ax, shrink=0.82, pad=0.02)
+    bar = fig.colorbar(image, cax=make_axes_locatable(ax).append_axes("right", size="3.5%", pad=0.1))
     bar.set_label(label)
     bar.solids.set_alpha(1.0)
     if features:
         _draw_features(ax, dem, extent)
+    if mark_max and np.isfinite(values).any():
+        iy, ix = np.unravel_index(np.nanargmax(values), values.shape)
+        x = extent[0] + (ix + 0.5) * (extent[1] - extent[0]) / nx
+        y = extent[3] - (iy + 0.5) * (extent[3] - extent[2]) / ny
+        ax.plot(x, y, marker="*", ms=9, mfc="cyan", mec="black", mew=0.6)
+        ax.annotate(f"max {mark_max.format(values[iy, ix])}", (x, y), xytext=(6, 6), textcoords="offset points",
+                    **{**_LABEL_STYLE, "ha": "left"})
     ax.set_xlim(extent[0], extent[1])
     ax.set_ylim(extent[2], extent[3])
     ax.set_xlabel("x (km), polar stereographic: +x towards 90 E")
@@ -161,47 +170,58 @@ def write_illumination(maps: IlluminationMaps, dem: Dem, out_dir: str | Path, *,
     span = f"{maps.start_utc[:10]} to {maps.stop_utc[:10]}, {maps.step_h:g} h steps, observer {maps.observer_height_m:g} m"
     relief = hillshade(dem)
     products = {
-        "sun_fraction": ("Sunlit fraction (disc-weighted)", "fraction of time", "inferno", 0.0, 1.0),
-        "earth_fraction": ("Earth in view (centre above the horizon)", "fraction of time", "viridis", 0.0, 1.0),
-        "sun_and_earth_fraction": ("Sun and Earth together", "fraction of time", "cividis", 0.0, 1.0),
-        "longest_night_h": ("Longest continuous night", "hours", "magma_r", 0.0, None),
+        "sun_fraction": ("Sunlit fraction (disc-weighted)", "fraction of time", "inferno", 0.0, 1.0, "{:.1%}"),
+        "earth_fraction": ("Earth in view (centre above the horizon)", "fraction of time", "viridis", 0.0, 1.0, None),
+        "sun_and_earth_fraction": ("Sun and Earth together", "fraction of time", "cividis", 0.0, 1.0, "{:.1%}"),
+        "longest_night_h": ("Longest continuous night", "hours", "magma_r", 0.0, None, None),
     }
     files = {}
-    for name, (title, label, cmap, vmin, vmax) in products.items():
+    for name, (title, label, cmap, vmin, vmax, mark) in products.items():
         values = getattr(maps, name)
         if not np.isfinite(values).any():
             continue
         files[f"{name}_tif"] = write_geotiff(values, dem, out / f"{name}.tif", title).name
         files[f"{name}_png"] = plot_map(values, dem, out / f"{name}.png", title=f"{title}\n{span}", label=label,
-                                        cmap=cmap, vmin=vmin, vmax=vmax, features=features, relief=relief).name
+                                        cmap=cmap, vmin=vmin, vmax=vmax, features=features, relief=relief,
+                                        mark_max=mark).name
     summary = {**maps.summary(), "files": files}
     write_json(summary, out / "summary.json")
     return summary
 
 
 def plot_horizon_profile(series: PointSeries, path: str | Path) -> Path:
-    """PNG of a point's horizon profile with the Sun's and the Earth's tracks (az/el) over it."""
+    """PNG of a point's horizon profile with the Sun's and the Earth's tracks (az/el) over it:
+    Sun samples coloured by their visible fraction (hidden ones grey), Earth samples blue when
+    in view."""
     path = Path(path)
-    fig = Figure(figsize=(10.0, 4.2))
+    fig = Figure(figsize=(10.0, 4.4))
     ax = fig.add_subplot()
     az = np.append(series.horizon_az_deg, 360.0)
     el = np.append(series.horizon_el_deg, series.horizon_el_deg[0])
     low = min(el.min(), series.sun_el_deg.min(), series.earth_el_deg.min()) - 0.5
-    ax.fill_between(az, low, el, color="0.35", lw=0, label="terrain (horizon)")
-    sun = ax.scatter(series.sun_az_deg, series.sun_el_deg, c=series.sun_fraction, cmap="inferno", vmin=0.0, vmax=1.0,
-                     s=2, label="Sun centre")
-    ax.scatter(series.earth_az_deg, series.earth_el_deg, c=np.where(series.earth_in_view, "tab:blue", "lightsteelblue"),
-               s=2, label="Earth centre")
+    top = max(el.max(), series.sun_el_deg.max(), series.earth_el_deg.max()) + 0.5
+    hidden = series.sun_fraction == 0.0
+    ax.scatter(series.sun_az_deg[hidden], series.sun_el_deg[hidden], s=1.5, color="0.75", label="Sun, hidden",
+               zorder=1)
+    ax.scatter(series.earth_az_deg[~series.earth_in_view], series.earth_el_deg[~series.earth_in_view], s=1.5,
+               color="lightsteelblue", label="Earth, hidden", zorder=1)
+    ax.fill_between(az, low, el, color="0.3", lw=0, label="terrain (horizon)", zorder=2)
+    ax.plot(az, el, color="black", lw=0.6, zorder=3)
+    sun = ax.scatter(series.sun_az_deg[~hidden], series.sun_el_deg[~hidden], c=series.sun_fraction[~hidden],
+                     cmap="autumn", vmin=0.0, vmax=1.0, s=2.5, label="Sun, visible", zorder=4)
+    ax.scatter(series.earth_az_deg[series.earth_in_view], series.earth_el_deg[series.earth_in_view], s=2.5,
+               color="tab:blue", label="Earth, in view", zorder=4)
     bar = fig.colorbar(sun, ax=ax, pad=0.01)
     bar.set_label("Sun visible fraction")
-    top = max(el.max(), series.sun_el_deg.max(), series.earth_el_deg.max()) + 0.5
     ax.set_xlim(0.0, 360.0)
     ax.set_ylim(low, top)
     ax.set_xticks(np.arange(0, 361, 45))
     ax.set_xlabel("azimuth (deg, clockwise from local north)")
     ax.set_ylabel("elevation (deg)")
-    ax.set_title(f"Horizon at {series.lat_deg:.4f} deg, {series.lon_deg:.4f} deg E (pixel {series.row}, {series.col}), "
-                 f"observer {series.observer_height_m:g} m; Sun and Earth tracks", fontsize=9)
-    ax.legend(loc="upper right", fontsize=7, markerscale=4)
+    s = series.summary()
+    ax.set_title(f"Horizon at {series.lat_deg:.4f} deg, {series.lon_deg:.4f} deg E, observer {series.observer_height_m:g} m"
+                 f" - {s['start_utc'][:10]} to {s['stop_utc'][:10]}: sunlit {s['sun_fraction']:.1%}, Earth in view "
+                 f"{s['earth_fraction']:.1%}, longest night {s['longest_night_h']:g} h", fontsize=9)
+    ax.legend(loc="upper right", fontsize=7, markerscale=4, ncol=3)
     fig.tight_layout()
     return save_png(fig, path)
