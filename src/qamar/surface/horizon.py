@@ -493,7 +493,7 @@ def _horizon_window(dem: Dem, far_dem: Dem | None, coarse: Dem | None, fine_m: f
     if not parallel:
         _horizon_rows_serial(row0, row0 + ny, col0, col0 + nx, *args, out)
         return out
-    block = max(1, min(ny, 2 * (os.cpu_count() or 1)))
+    block = max(1, min(ny, 8 * (os.cpu_count() or 1)))  # rows per parallel call (and progress step)
     for r in range(0, ny, block):
         r1 = min(ny, r + block)
         _horizon_rows_parallel(row0 + r, row0 + r1, col0, col0 + nx, *args, out[r:r1])
@@ -540,6 +540,9 @@ def compute_horizon(
                       float(max_distance_km))
 
 
+_STRIP_PIXELS = 1 << 20  # strip size when building the coarse copy of a large DEM
+
+
 class _TileProgress(Callback):
     """Advances a tqdm bar by one per finished tile task."""
 
@@ -583,11 +586,12 @@ def compute_horizon_tiled(
         raise ModelConfigError(f"tile_px must be a multiple of {_BLOCK_PX} (the GeoTIFF block size)")
     with rasterio.open(dem_path) as ds:
         shape = (ds.height, ds.width)
-    # the coarse copy, strip by strip (block means never straddle strips)
+    # the coarse copy, strip by strip of about _STRIP_PIXELS (block means never straddle strips)
     strips, holes = [], 0
-    for r in range(0, shape[0] - shape[0] % coarse_factor, coarse_factor * max(1, 1024 // coarse_factor)):
-        r1 = min(shape[0] - shape[0] % coarse_factor, r + coarse_factor * max(1, 1024 // coarse_factor))
-        strip = read_dem(dem_path, window=((r, r1), (0, shape[1])))
+    usable_rows = shape[0] - shape[0] % coarse_factor
+    strip_rows = coarse_factor * max(1, _STRIP_PIXELS // (shape[1] * coarse_factor))
+    for r in range(0, usable_rows, strip_rows):
+        strip = read_dem(dem_path, window=((r, min(usable_rows, r + strip_rows)), (0, shape[1])))
         holes += strip.nodata_count
         strips.append(block_mean(strip.elevation_m, coarse_factor))
     header = read_dem(dem_path, window=((0, 1), (0, 1)))
