@@ -250,7 +250,8 @@ def test_bowl_crater_shadow_matches_the_analytic_shadow(sun_el_deg, sun_az_deg):
 
     direction_me = basis.T @ sun(sun_el_deg, sun_az_deg)
     centre_km = 1737.4 * basis[2]
-    tracks = BodyTracks(np.zeros(1), (centre_km + AU_KM * direction_me)[None], (centre_km + 384400.0 * direction_me)[None])
+    tracks = BodyTracks(np.zeros(1), (centre_km + AU_KM * direction_me)[None],
+                        (centre_km + 384400.0 * direction_me)[None])
     fraction = illumination_maps(dem, hmap, tracks, progress=False).sun_fraction
 
     lit = _bowl_lit(points, sun(sun_el_deg, sun_az_deg), a_m, depth_m, sphere_r)
@@ -289,7 +290,8 @@ def test_point_outside_dem_and_mismatched_horizon():
         point_series(dem, hmap, -80.0, 10.0, tracks)
     with pytest.raises(ModelConfigError, match="observer 2 m above the ground, not 10 m"):
         illumination_maps(dem, hmap, tracks, observer_height_m=10.0, progress=False)
-    shifted = HorizonMap(hmap.elev_cdeg, hmap.azimuths_deg, dem.transform * Affine.translation(1, 0), dem.crs, 2.0, 150.0)
+    shifted = HorizonMap(hmap.elev_cdeg, hmap.azimuths_deg, dem.transform * Affine.translation(1, 0), dem.crs,
+                         2.0, 150.0)
     with pytest.raises(ModelConfigError, match="not the DEM grid"):
         illumination_maps(dem, shifted, tracks, progress=False)
     lat, lon = pixel_lat_lon(dem)

@@ -15,7 +15,6 @@ References:
 from __future__ import annotations
 
 import json
-import math
 
 import numpy as np
 import pytest
@@ -127,7 +126,7 @@ def test_polygons_areas_and_geojson(tmp_path):
     mask[5:7, 6:8] = False  # a hole
     mask[20:25, 30:38] = True
     mask[12, 20] = True
-    labels, n = ndimage.label(mask)
+    labels, _ = ndimage.label(mask)
     areas = pixel_areas_km2(dem)
     region = np.bincount(labels.ravel(), weights=areas.ravel())[1:]
     result = PsrResult(mask, np.ones_like(mask), labels.astype(np.int32), region, areas, sun_envelope(years=0.1),

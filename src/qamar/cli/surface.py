@@ -95,9 +95,9 @@ def surface_illumination(
         write_horizon(hmap, out / "horizon.tif")
     maps = illumination_maps(grid, hmap, tracks, observer_height_m=observer_height_m, progress=progress)
     summary = write_illumination(maps, grid, out, features=features)
-    typer.echo(f"{summary['n_samples']} samples, {summary['pixels']} pixels: sunlit {summary['sun_fraction']['mean']:.3f} "
-               f"mean / {summary['sun_fraction']['max']:.3f} max, Earth in view {summary['earth_fraction']['mean']:.3f} "
-               f"mean; wrote {out}")
+    sun, earth = summary["sun_fraction"], summary["earth_fraction"]
+    typer.echo(f"{summary['n_samples']} samples, {summary['pixels']} pixels: sunlit {sun['mean']:.3f} mean / "
+               f"{sun['max']:.3f} max, Earth in view {earth['mean']:.3f} mean; wrote {out}")
 
 
 @surface_app.command("point")
@@ -113,7 +113,7 @@ def surface_point(
         help="observer above the ground, m (default: the horizon map's, or 0)")] = None,
     summary: Annotated[Optional[Path], typer.Option(help="summary JSON to write")] = None,
     out: Annotated[Optional[Path], typer.Option(help="CSV time series to write")] = None,
-    plot: Annotated[Optional[Path], typer.Option(help="PNG of the horizon profile with the Sun and Earth tracks")] = None,
+    plot: Annotated[Optional[Path], typer.Option(help="PNG: horizon profile, Sun and Earth tracks")] = None,
     far_dem: FarDem = None,
     horizon: HorizonOpt = None,
     azimuths: Azimuths = 360,

@@ -69,7 +69,8 @@ _TWO_PI = 2.0 * math.pi
 _CDEG_TO_RAD = math.pi / 18000.0
 # Interval lengths (samples) of the bisection: the largest first interval keeps the swept
 # angle T*w under _MAX_SWEEP_RAD; undecided intervals are halved down to _EXACT_SPAN samples,
-# which are evaluated one by one. _GROUP_BINS horizon samples are summarised per group for the sector extremes.
+# which are evaluated one by one. _GROUP_BINS: horizon samples per group of the sector tables
+# (the first that divides the number of azimuths).
 _MAX_SWEEP_RAD = 0.5
 _MAX_INTERVAL = 256
 _EXACT_SPAN = 8
@@ -337,10 +338,8 @@ def _sector_extremes(gmin, gmax, ng, az_lo, az_hi):
         g0, g1 = 0, ng - 1
     lo, hi = 10.0, -10.0
     for g in range(g0 + ng, g1 + ng + 1):  # gmin/gmax hold three turns: index g + ng
-        if gmin[g] < lo:
-            lo = gmin[g]
-        if gmax[g] > hi:
-            hi = gmax[g]
+        lo = min(lo, gmin[g])
+        hi = max(hi, gmax[g])
     return lo, hi
 
 
@@ -590,7 +589,7 @@ def _illumination_rows(elev_cdeg, lat_rad, lon_rad, r_km, sun_km, sun_rad, sun_b
         for ix in range(nx):
             r = r_km[iy, ix]
             hmin, hmax = _pixel_horizon(elev_cdeg[iy, ix], h, gmin, gmax, gsize)
-            if not (r > 0.0 and hmin == hmin):
+            if not r > 0.0 or math.isnan(hmin):
                 sun_sum[iy, ix] = earth_sum[iy, ix] = both_sum[iy, ix] = night_max[iy, ix] = math.nan
                 continue
             _enu(lat_rad[iy, ix], lon_rad[iy, ix], b)

@@ -30,8 +30,8 @@ from qamar.plotting import save_png
 from qamar.surface.illumination import IlluminationMaps, PointSeries
 from qamar.surface.terrain import Dem, lat_lon_to_xy
 
-_LABEL_STYLE = dict(color="white", fontsize=7, ha="center", va="center",
-                    path_effects=[pe.withStroke(linewidth=2.0, foreground="black")])
+_LABEL_STYLE = {"color": "white", "fontsize": 7, "ha": "center", "va": "center",
+                "path_effects": [pe.withStroke(linewidth=2.0, foreground="black")]}
 
 
 def read_gazetteer() -> list[dict]:
@@ -167,7 +167,8 @@ def write_illumination(maps: IlluminationMaps, dem: Dem, out_dir: str | Path, *,
     (with the file names)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    span = f"{maps.start_utc[:10]} to {maps.stop_utc[:10]}, {maps.step_h:g} h steps, observer {maps.observer_height_m:g} m"
+    span = (f"{maps.start_utc[:10]} to {maps.stop_utc[:10]}, {maps.step_h:g} h steps, "
+            f"observer {maps.observer_height_m:g} m")
     relief = hillshade(dem)
     products = {
         "sun_fraction": ("Sunlit fraction (disc-weighted)", "fraction of time", "inferno", 0.0, 1.0, "{:.1%}"),
@@ -219,9 +220,10 @@ def plot_horizon_profile(series: PointSeries, path: str | Path) -> Path:
     ax.set_xlabel("azimuth (deg, clockwise from local north)")
     ax.set_ylabel("elevation (deg)")
     s = series.summary()
-    ax.set_title(f"Horizon at {series.lat_deg:.4f} deg, {series.lon_deg:.4f} deg E, observer {series.observer_height_m:g} m"
-                 f" - {s['start_utc'][:10]} to {s['stop_utc'][:10]}: sunlit {s['sun_fraction']:.1%}, Earth in view "
-                 f"{s['earth_fraction']:.1%}, longest night {s['longest_night_h']:g} h", fontsize=9)
+    ax.set_title(f"Horizon at {series.lat_deg:.4f} deg, {series.lon_deg:.4f} deg E, observer "
+                 f"{series.observer_height_m:g} m - {s['start_utc'][:10]} to {s['stop_utc'][:10]}: "
+                 f"sunlit {s['sun_fraction']:.1%}, Earth in view {s['earth_fraction']:.1%}, "
+                 f"longest night {s['longest_night_h']:g} h", fontsize=9)
     ax.legend(loc="upper right", fontsize=7, markerscale=4, ncol=3)
     fig.tight_layout()
     return save_png(fig, path)
