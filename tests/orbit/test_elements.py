@@ -5,9 +5,11 @@ import math
 import numpy as np
 import pytest
 
+from qamar import data
 from qamar.constants import GM_MOON_DE440_KM3_S2, MOON_RADIUS_KM
 from qamar.errors import InvalidOrbitError
 from qamar.orbit.elements import (
+    apsides_from_state,
     apsis_altitudes_km,
     cartesian_to_keplerian,
     keplerian_to_cartesian,
@@ -241,3 +243,30 @@ def test_moon_pa_elements_refer_to_the_lunar_equator_at_epoch(spice_kernels):
         assert got == pytest.approx(want, abs=1e-8)
     # and in ICRF the same orbit is tilted differently (the lunar equator is ~24 deg off ICRF's)
     assert abs(cartesian_to_keplerian(r, v, GM_MOON_DE440_KM3_S2).inc_deg - 137.0) > 1.0
+
+
+@pytest.mark.parametrize("frame", ["moon-icrf", "moon-pa"])
+def test_apsides_from_state_against_spice_oscltx(spice_kernels, frame):
+    # Independent reference: SPICE oscltx (osculating conic elements) of LRO's first OEM state
+    # (Nyx/ANISE truth file, EME2000 = ICRF axes), in ICRF or rotated into MOON_PA_DE440.
+    from qamar.orbit.trajectory import Trajectory
+
+    trajectory = Trajectory.from_oem(data.path("lro_oem"))
+    t, state = trajectory.start_tdb_s, trajectory.states_icrf[0]
+    got = apsides_from_state(state[:3], state[3:], GM_MOON_DE440_KM3_S2, frame=frame, t_tdb_s=t)
+    rotation = np.eye(3) if frame == "moon-icrf" else np.array(spice_kernels.pxform("J2000", "MOON_PA_DE440", t))
+    elts = spice_kernels.oscltx(np.concatenate([rotation @ state[:3], rotation @ state[3:]]), t, GM_MOON_DE440_KM3_S2)
+    rp_km, ecc = elts[0], elts[1]
+    assert got["peri_alt_km"] == pytest.approx(rp_km - MOON_RADIUS_KM, abs=1e-6)
+    assert got["apo_alt_km"] == pytest.approx(rp_km * (1 + ecc) / (1 - ecc) - MOON_RADIUS_KM, abs=1e-6)
+    for name, index in (("inc_deg", 2), ("raan_deg", 3), ("argp_deg", 4), ("ta_deg", 8)):
+        assert got[name] == pytest.approx(math.degrees(elts[index]) % 360.0, abs=1e-7), name
+    r, v = state_from_apsides(**got, gm_km3_s2=GM_MOON_DE440_KM3_S2, frame=frame, t_tdb_s=t)
+    np.testing.assert_allclose(np.concatenate([r, v]), state, rtol=0, atol=1e-9)
+
+
+def test_apsides_from_state_rejects_an_unbound_state():
+    r = np.array([MOON_RADIUS_KM + 100.0, 0.0, 0.0])
+    escape_km_s = math.sqrt(2 * GM_MOON_DE440_KM3_S2 / np.linalg.norm(r))
+    with pytest.raises(InvalidOrbitError, match="not bound"):
+        apsides_from_state(r, [0.0, 1.01 * escape_km_s, 0.0], GM_MOON_DE440_KM3_S2)

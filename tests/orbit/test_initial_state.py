@@ -23,6 +23,7 @@ from qamar.orbit.forces import ForceModel
 from qamar.orbit.gravity import load_field
 from qamar.orbit.propagate import propagate
 from qamar.orbit.trajectory import initial_state_from_oem
+from qamar.time import utc_to_tdb_s
 
 pytestmark = pytest.mark.usefixtures("spice_kernels")
 
@@ -90,3 +91,68 @@ def test_epoch_outside_the_file(epoch):
 def test_epoch_that_is_not_iso_8601():
     with pytest.raises(DataFormatError, match="cannot read 'new year' as a UTC epoch"):
         initial_state_from_oem(data.path("lro_oem"), "new year")
+
+
+def test_cli_propagates_from_the_oem_onto_its_later_states(tmp_path):
+    # `--from-oem` turns the first state into osculating elements with the field's GM and back:
+    # the written OEM starts on the file's state (to rounding) and meets its later states within
+    # their scatter (module docstring).
+    from typer.testing import CliRunner
+
+    from qamar.cli import app
+    from qamar.orbit.trajectory import Trajectory
+
+    out = tmp_path / "lro.oem"
+    args = ["orbit", "propagate", "--from-oem", str(data.path("lro_oem")), "--degree", "50", "--no-srp",
+            "--duration-days", str(180.0 / 86400.0), "--step-s", "60", "--out", str(out), "--no-progress"]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    states = Trajectory.from_oem(out).states_icrf
+    np.testing.assert_allclose(states[0], LRO_STATES[0], rtol=0, atol=1e-9)
+    assert np.linalg.norm(states[1:, :3] - LRO_STATES[1:, :3], axis=1).max() < 0.4
+
+
+def test_scenario_orbit_from_an_oem_relative_to_the_scenario(tmp_path):
+    import shutil
+
+    from qamar.mission.scenario import load_scenario
+    from qamar.orbit.elements import state_from_apsides
+
+    shutil.copy(data.path("lro_oem"), tmp_path / "lro.oem")
+    scenario = tmp_path / "lro.yaml"
+    scenario.write_text(
+        "name: LRO\nspacecraft: {mass_kg: 1000, area_m2: 10, cr: 1.3}\n"
+        "orbit: {oem: lro.oem, epoch_utc: 2024-01-01T00:02:00Z, frame: moon-pa}\n"
+        "forces: {gravity: lp165p}\npropagation: {duration_days: 1}\n"
+    )
+    orbit = load_scenario(scenario).orbit
+    t_tdb_s = float(utc_to_tdb_s("2024-01-01T00:02:00Z"))
+    gm = load_field("lp165p", 0).gm_km3_s2
+    elements = {k: getattr(orbit, k) for k in ("peri_alt_km", "apo_alt_km", "inc_deg", "raan_deg", "argp_deg", "ta_deg")}
+    r, v = state_from_apsides(**elements, gm_km3_s2=gm, frame="moon-pa", t_tdb_s=t_tdb_s)
+    np.testing.assert_allclose(np.concatenate([r, v]), LRO_STATES[2], rtol=0, atol=1e-9)
+
+
+@pytest.mark.parametrize("extra, expected", [
+    (["--inc-deg", "90"], "--from-oem gives the whole state; drop --inc-deg"),
+    (["--epoch", "2024-02-01T00:00:00Z"], "is outside"),
+])  # fmt: skip
+def test_cli_from_oem_refusals(tmp_path, extra, expected):
+    from typer.testing import CliRunner
+
+    from qamar.cli import app
+
+    out = tmp_path / "x.oem"
+    args = ["orbit", "propagate", "--from-oem", str(data.path("lro_oem")), "--duration-days", "0.01", "--out", str(out)]
+    result = CliRunner().invoke(app, args + extra)
+    assert result.exit_code == 2 and expected in result.output and not out.exists(), result.output
+
+
+def test_cli_asks_for_the_orbit(tmp_path):
+    from typer.testing import CliRunner
+
+    from qamar.cli import app
+
+    result = CliRunner().invoke(app, ["orbit", "lifetime", "--epoch", "2024-01-01", "--inc-deg", "90"])
+    assert result.exit_code == 2
+    assert "give the orbit: --peri-alt-km, --apo-alt-km (or --from-oem FILE)" in result.output

@@ -2,9 +2,10 @@
 
 ``propagate``, ``lifetime`` and ``sweep`` take the same orbit, frame, force-model and
 spacecraft options, declared once in ``_SHARED`` and added to each command by
-:func:`_shared_options`; the command receives them as one :class:`OrbitOptions`. In ``sweep``
-the orbit elements are grids (a value, ``start:stop:step`` with an inclusive stop, or a comma
-list) instead of single numbers.
+:func:`_shared_options`; the command receives them as one :class:`OrbitOptions`. The orbit is
+elements and an epoch, or (``propagate`` and ``lifetime``) ``--from-oem FILE``: the state of a
+CCSDS OEM. In ``sweep`` the orbit elements are grids (a value, ``start:stop:step`` with an
+inclusive stop, or a comma list) instead of single numbers.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ _SHARED: dict[str, tuple[type, Any, str]] = {
     "raan_deg": (float, 0.0, "right ascension of the ascending node"),
     "argp_deg": (float, 0.0, "argument of periapsis"),
     "ta_deg": (float, 0.0, "true anomaly at the epoch"),
+    "from_oem": (Path, None, "start from a Moon-centred CCSDS OEM instead of elements: its first state, or its state at --epoch"),
     "frame": (str, "moon-icrf", "moon-icrf (ICRF axes) or moon-pa (lunar equator, PA)"),
     "gravity": (str, "grgm1200a", "grgm1200a, lp165p or a .tab/.cof path"),
     "degree": (int, 100, "degree and order; 0 is a point-mass Moon"),
@@ -42,13 +44,14 @@ _SHARED: dict[str, tuple[type, Any, str]] = {
     "cr": (float, 1.3, "radiation pressure coefficient"),
 }
 _GRID_HELP = " (grid: 100, 0:180:2 with the stop included, or 27,50,76)"
+_ORBIT = ("epoch", *ELEMENTS)  # optional on the command line when --from-oem may replace them
 
 
 @dataclass(frozen=True)
 class OrbitOptions:
     """The shared options of a command, as given (elements are numbers, or grid texts in ``sweep``)."""
 
-    epoch: str
+    epoch: str | None
     peri_alt_km: Any
     apo_alt_km: Any
     inc_deg: Any
@@ -63,20 +66,33 @@ class OrbitOptions:
     mass_kg: float
     area_m2: float
     cr: float
+    from_oem: Path | None = None
 
     def bodies(self) -> tuple[str, ...]:
         text = self.third_bodies.strip().lower()
         return () if text == "none" else tuple(b.strip() for b in self.third_bodies.split(",") if b.strip())
 
     def specs(self):
-        """(Spacecraft, Orbit, Forces) scenario specifications, validated as in a scenario file."""
-        from qamar.mission.scenario import Forces, Orbit, Spacecraft
+        """(Spacecraft, Orbit, Forces) scenario specifications, validated as in a scenario file;
+        the Orbit from the elements or, with ``from_oem``, from the file's state. Raises
+        QamarError when both or neither are given."""
+        from qamar.errors import QamarError
+        from qamar.mission.scenario import Forces, OemOrbit, Orbit, Spacecraft
+        from qamar.orbit.gravity import load_field
 
-        return (
-            Spacecraft(mass_kg=self.mass_kg, area_m2=self.area_m2, cr=self.cr),
-            Orbit(epoch_utc=self.epoch, frame=self.frame, **{e: getattr(self, e) for e in ELEMENTS}),
-            Forces(gravity=self.gravity, degree=self.degree, third_bodies=self.bodies(), srp=self.srp),
-        )
+        spacecraft = Spacecraft(mass_kg=self.mass_kg, area_m2=self.area_m2, cr=self.cr)
+        forces = Forces(gravity=self.gravity, degree=self.degree, third_bodies=self.bodies(), srp=self.srp)
+        given = [_flag(e) for e in ELEMENTS if getattr(self, e) is not None]
+        if self.from_oem is not None:
+            if given:
+                raise QamarError(f"--from-oem gives the whole state; drop {', '.join(given)}.")
+            source = OemOrbit(oem=self.from_oem, epoch_utc=self.epoch, frame=self.frame)
+            return spacecraft, source.to_orbit(load_field(forces.gravity, 0).gm_km3_s2), forces
+        missing = [_flag(e) for e in ("epoch", "peri_alt_km", "apo_alt_km", "inc_deg") if getattr(self, e) is None]
+        if missing:
+            raise QamarError(f"give the orbit: {', '.join(missing)} (or --from-oem FILE).")
+        elements = {e: 0.0 if getattr(self, e) is None else getattr(self, e) for e in ELEMENTS}
+        return spacecraft, Orbit(epoch_utc=self.epoch, frame=self.frame, **elements), forces
 
     def setup(self, horizon_days: float, rtol: float):
         """The StudySetup of these options (the elements themselves are not part of it)."""
@@ -85,6 +101,10 @@ class OrbitOptions:
         spacecraft = Spacecraft(mass_kg=self.mass_kg, area_m2=self.area_m2, cr=self.cr)
         forces = Forces(gravity=self.gravity, degree=self.degree, third_bodies=self.bodies(), srp=self.srp)
         return _study_setup(self.epoch, self.frame, forces, spacecraft, horizon_days, rtol)
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
 
 
 def _study_setup(epoch, frame: str, forces, spacecraft, horizon_days: float, rtol: float):
@@ -107,9 +127,14 @@ def _shared_options(*, grid: bool = False):
     def decorate(command):
         params = []
         for name, (kind, default, help_text) in _SHARED.items():
+            if grid and name == "from_oem":
+                continue
             if grid and name in ELEMENTS:
                 kind, help_text = str, help_text + _GRID_HELP
                 default = default if default is _REQUIRED else f"{default:g}"
+            elif name in _ORBIT or name == "from_oem":
+                help_text += "" if default in (_REQUIRED, None) else f" (default {default:g})"
+                kind, default = Optional[kind], None
             decls = ("--srp/--no-srp",) if name == "srp" else ()
             annotation = Annotated[kind, typer.Option(*decls, help=help_text)]
             params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=default))
@@ -118,7 +143,7 @@ def _shared_options(*, grid: bool = False):
 
         @functools.wraps(command)
         def wrapper(**kwargs):
-            options = OrbitOptions(**{name: kwargs.pop(name) for name in _SHARED})
+            options = OrbitOptions(**{name: kwargs.pop(name) for name in _SHARED if name in kwargs})
             return command(options=options, **kwargs)
 
         wrapper.__signature__ = own.replace(parameters=params)
@@ -191,8 +216,8 @@ def orbit_lifetime(
     from qamar.orbit.elements import state_from_apsides
     from qamar.orbit.lifetime import lifetime
 
-    _, orbit, _ = options.specs()
-    setup = options.setup(horizon_days, rtol)
+    spacecraft, orbit, forces = options.specs()
+    setup = _study_setup(orbit.epoch_utc, orbit.frame, forces, spacecraft, horizon_days, rtol)
     r, v = state_from_apsides(*(getattr(orbit, e) for e in ELEMENTS), setup.forces.field.gm_km3_s2,
                               frame=orbit.frame, t_tdb_s=setup.t0_tdb_s)  # fmt: skip
     result = lifetime(setup.t0_tdb_s, np.concatenate([r, v]), setup.forces, horizon_days, rtol=rtol, progress=progress)

@@ -7,24 +7,35 @@ taken and a user can change it. Validation errors name the field and the line of
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
-    field_validator,
+    ValidationInfo,
     model_validator,
 )
 
 from qamar.comms import CommsSpec
-from qamar.errors import DataFormatError
+from qamar.errors import DataFormatError, DataNotFoundError
 from qamar.orbit.dispersion import Dispersion
 from qamar.payload.camera import PayloadSpec
+
+
+def _utc_aware(value: object) -> object:
+    # YAML turns unquoted ISO stamps into naive datetimes; they are UTC.
+    if isinstance(value, datetime) and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+UtcDatetime = Annotated[datetime, BeforeValidator(_utc_aware)]
 
 
 class _Strict(BaseModel):
@@ -43,7 +54,7 @@ class Spacecraft(_Strict):
 class Orbit(_Strict):
     """Initial orbit from apsis altitudes over the 1737.4 km sphere and angles in degrees."""
 
-    epoch_utc: datetime
+    epoch_utc: UtcDatetime
     peri_alt_km: float
     apo_alt_km: float
     inc_deg: float = Field(ge=0, le=180)
@@ -52,14 +63,6 @@ class Orbit(_Strict):
     ta_deg: float = 0.0
     frame: Literal["moon-icrf", "moon-pa"] = "moon-icrf"
 
-    @field_validator("epoch_utc", mode="before")
-    @classmethod
-    def _iso_text(cls, value: object) -> object:
-        # YAML turns unquoted ISO stamps into datetimes; keep them timezone-aware UTC.
-        if isinstance(value, datetime) and value.tzinfo is None:
-            return value.replace(tzinfo=timezone.utc)
-        return value
-
     @model_validator(mode="after")
     def _apsides_ordered(self) -> Orbit:
         if self.peri_alt_km <= 0:
@@ -67,6 +70,33 @@ class Orbit(_Strict):
         if self.apo_alt_km < self.peri_alt_km:
             raise ValueError("apo_alt_km is below peri_alt_km; swap them")
         return self
+
+
+class OemOrbit(_Strict):
+    """Initial orbit read from a Moon-centred CCSDS OEM (an orbit-determination product, say):
+    the file's first state, or its state interpolated at ``epoch_utc`` (see
+    :func:`qamar.orbit.trajectory.initial_state_from_oem`). It becomes an :class:`Orbit` of
+    osculating elements in ``frame``, which give the state back exactly."""
+
+    oem: Path
+    epoch_utc: UtcDatetime | None = None
+    frame: Literal["moon-icrf", "moon-pa"] = "moon-icrf"
+
+    def to_orbit(self, gm_km3_s2: float, base_dir: Path = Path(".")) -> Orbit:
+        """The Orbit of the OEM's state, elements computed with ``gm_km3_s2`` (the propagation's
+        GM); a relative ``oem`` path is taken from ``base_dir``. Raises DataFormatError or
+        EpochOutOfRangeError for the file, InvalidOrbitError for an unbound state."""
+        from qamar.orbit.elements import apsides_from_state
+        from qamar.orbit.trajectory import initial_state_from_oem
+        from qamar.time import tdb_s_to_utc
+
+        path = self.oem if self.oem.is_absolute() else base_dir / self.oem
+        if not path.is_file():
+            raise DataNotFoundError(f"OEM file {path} does not exist; give its path (relative to the scenario's folder).")
+        epoch = None if self.epoch_utc is None else self.epoch_utc.isoformat().replace("+00:00", "Z")
+        t_tdb_s, state = initial_state_from_oem(path, epoch)
+        elements = apsides_from_state(state[:3], state[3:], gm_km3_s2, frame=self.frame, t_tdb_s=t_tdb_s)
+        return Orbit(epoch_utc=epoch or tdb_s_to_utc(t_tdb_s), frame=self.frame, **elements)
 
 
 class Forces(_Strict):
@@ -112,6 +142,26 @@ class Scenario(_Strict):
     lifetime: LifetimeStudy | None = None
     assumptions: tuple[str, ...] = ()
 
+    @model_validator(mode="before")
+    @classmethod
+    def _orbit_from_oem(cls, data: object, info: ValidationInfo) -> object:
+        # An orbit given as {oem: FILE, ...} becomes osculating elements with the GM of the
+        # scenario's gravity field, so it propagates from the file's state exactly.
+        orbit = data.get("orbit") if isinstance(data, dict) else None
+        if not (isinstance(orbit, dict) and "oem" in orbit):
+            return data
+        from qamar.orbit.gravity import load_field
+
+        try:
+            source = OemOrbit.model_validate(orbit)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(part) for part in ("orbit", *first["loc"]))
+            raise ValueError(f"{where}: {first['msg']} (an orbit read from an OEM takes oem, epoch_utc and frame)") from None
+        forces = Forces.model_validate(data.get("forces") or {})
+        base_dir = (info.context or {}).get("base_dir", Path("."))
+        return {**data, "orbit": source.to_orbit(load_field(forces.gravity, 0).gm_km3_s2, base_dir)}
+
 
 def load_scenario(path: str | Path) -> Scenario:
     """Read and validate a scenario YAML file.
@@ -134,7 +184,7 @@ def load_scenario(path: str | Path) -> Scenario:
     if not isinstance(document, dict):
         raise DataFormatError(f"{path} must be a YAML mapping with keys name, spacecraft, orbit, propagation")
     try:
-        return Scenario.model_validate(document)
+        return Scenario.model_validate(document, context={"base_dir": path.parent})
     except ValidationError as exc:
         first = exc.errors()[0]
         field = ".".join(str(part) for part in first["loc"]) or "(top level)"

@@ -260,6 +260,43 @@ def state_from_apsides(
     return r, v
 
 
+def apsides_from_state(
+    r_icrf_km,
+    v_icrf_km_s,
+    gm_km3_s2: float,
+    *,
+    frame: str = "moon-icrf",
+    t_tdb_s: float | None = None,
+    radius_km: float = MOON_RADIUS_KM,
+) -> dict[str, float]:
+    """The inverse of :func:`state_from_apsides`: osculating apsis altitudes and angles of one
+    Moon-centred ICRF state (km, km/s), with the angles in ``frame`` (as there).
+
+    Returns ``peri_alt_km``, ``apo_alt_km`` (over the sphere of ``radius_km``), ``inc_deg``,
+    ``raan_deg``, ``argp_deg`` and ``ta_deg``; passing them back to :func:`state_from_apsides`
+    with the same GM, frame and epoch gives the state again (to rounding). Raises
+    InvalidOrbitError for an unbound state (e >= 1) or as :func:`cartesian_to_keplerian` does.
+    """
+    if frame not in FRAMES:
+        raise InvalidOrbitError(f"unknown frame {frame!r} for the orbit elements; use one of {', '.join(FRAMES)}.")
+    r, v = np.asarray(r_icrf_km, dtype=float), np.asarray(v_icrf_km_s, dtype=float)
+    if frame == "moon-pa":
+        if t_tdb_s is None:
+            raise InvalidOrbitError("frame 'moon-pa' needs the epoch t_tdb_s at which the lunar equator is taken.")
+        icrf_to_pa_t = np.asarray(icrf_to_pa(float(t_tdb_s)))
+        r, v = icrf_to_pa_t @ r, icrf_to_pa_t @ v
+    elements = cartesian_to_keplerian(r, v, gm_km3_s2)
+    if elements.e >= 1.0:
+        raise InvalidOrbitError(
+            f"the state is not bound to the Moon (eccentricity {elements.e:.4f}); start from a state in lunar orbit."
+        )
+    peri_alt_km, apo_alt_km = apsis_altitudes_km(r, v, gm_km3_s2, radius_km)
+    return {
+        "peri_alt_km": peri_alt_km, "apo_alt_km": apo_alt_km, "inc_deg": elements.inc_deg,
+        "raan_deg": elements.raan_deg, "argp_deg": elements.argp_deg, "ta_deg": elements.ta_deg,
+    }  # fmt: skip
+
+
 def period_s(a_km, gm_km3_s2: float):
     """Keplerian period (s) of an orbit of semi-major axis ``a_km`` > 0.
 
