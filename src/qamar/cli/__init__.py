@@ -17,6 +17,7 @@ from qamar.cli.data import data_app
 from qamar.cli.orbit import orbit_app
 from qamar.cli.surface import surface_app
 from qamar.cli.payload import payload_app
+from qamar.cli.rover import rover_app
 
 app = typer.Typer(
     help="qamar: mission analysis for small lunar missions.",
@@ -29,6 +30,7 @@ app.add_typer(orbit_app, name="orbit")
 app.add_typer(surface_app, name="surface")
 app.add_typer(comms_app, name="comms")
 app.add_typer(payload_app, name="payload")
+app.add_typer(rover_app, name="rover")
 
 
 @app.command("run")
