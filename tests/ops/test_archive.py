@@ -41,14 +41,19 @@ def _backends():
 
 
 @pytest.fixture(params=list(_backends()))
-def archive(request, tmp_path):
+def url(request, tmp_path):
+    """The URL of an empty archive."""
     if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'ops.db'}"
-    else:
-        url = os.environ["QAMAR_TEST_POSTGRES_URL"]
-        with PacketArchive(url) as a:  # start from an empty archive
-            a._connection.execute("DROP TABLE IF EXISTS packets, rejects")
-            a._connection.commit()
+        return f"sqlite:///{tmp_path / 'ops.db'}"
+    url = os.environ["QAMAR_TEST_POSTGRES_URL"]
+    with PacketArchive(url) as a:
+        a._connection.execute("DROP TABLE IF EXISTS packets, rejects")
+        a._connection.commit()
+    return url
+
+
+@pytest.fixture
+def archive(url):
     with PacketArchive(url) as a:
         yield a
 
@@ -98,11 +103,19 @@ def test_replay_returns_an_interval_in_time_order(archive):
     assert list(archive.replay(T0_TAI_S, T0_TAI_S + 30, apids=[])) == []
 
 
-def test_a_failed_batch_stores_nothing(archive):
+def test_a_batch_that_fails_before_its_commit_stores_nothing(archive, monkeypatch):
     packets = make_packets(10)
-    with pytest.raises(TypeError):
-        archive.ingest(packets[:5] + [None])
-    assert archive.count() == 0
+    insert = archive._insert
+
+    def insert_then_fail(cur, rows):
+        insert(cur, rows)
+        raise OSError("disk full")
+
+    monkeypatch.setattr(archive, "_insert", insert_then_fail)
+    with pytest.raises(OSError):
+        archive.ingest(packets)
+    monkeypatch.undo()
+    assert archive.count() == 0 and archive.totals.stored == 0
     assert archive.ingest(packets).stored == 10
 
 
@@ -148,8 +161,7 @@ def _send(child: subprocess.Popen, packets: list[bytes]) -> threading.Thread:
     return thread
 
 
-def test_sigkill_mid_ingest_loses_no_acknowledged_packet_and_restart_carries_on(tmp_path):
-    url = f"sqlite:///{tmp_path / 'ops.db'}"
+def test_sigkill_mid_ingest_loses_no_acknowledged_packet_and_restart_carries_on(url):
     packets = make_packets(60_000)
     child = _start_ingest(url)
     writer = _send(child, packets)

@@ -146,7 +146,7 @@ def _refusal(verifier: CommandVerifier, raw: bytes) -> str:
     return info.value.reason
 
 
-def test_forged_replayed_old_and_out_of_range_commands_are_refused_and_counted():
+def test_forged_replayed_old_and_out_of_range_commands_are_refused_counted_and_logged(caplog):
     signer = CommandSigner(KEY)
     verifier = CommandVerifier(KEY, window=8)
     first = signer.sign("TURN angle_deg=30", T_TAI_S)
@@ -174,6 +174,7 @@ def test_forged_replayed_old_and_out_of_range_commands_are_refused_and_counted()
     assert dict(verifier.refused) == {"BAD_MAC": 2, "REPLAYED": 1, "TOO_OLD": 1, "TOO_FAR_AHEAD": 1,
                                       "OUT_OF_RANGE": 1}
     assert verifier.accepted == 2
+    assert sum("telecommand refused: BAD_MAC" in r.getMessage() for r in caplog.records) == 2
 
 
 def test_telemetry_is_not_a_command():

@@ -34,7 +34,8 @@ The MAC is checked first so that a forged packet never moves the anti-replay sta
 
 Decoders never raise anything but PacketError (``reason`` in MALFORMED, UNKNOWN_APID,
 UNKNOWN_COMMAND, BAD_MAC, REPLAYED, TOO_OLD, TOO_FAR_AHEAD, OUT_OF_RANGE) and count each
-refusal by reason in ``errors``/``refused``.
+refusal by reason in ``errors``/``refused``; the command verifier also logs each refusal
+(logger ``qamar.ops.packets``, level WARNING).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from __future__ import annotations
 import collections
 import hashlib
 import hmac
+import logging
 import math
 import struct
 from dataclasses import dataclass, field
@@ -68,6 +70,7 @@ SEQ_COUNT_MODULO = 1 << 14
 ARSN_MODULO = 1 << 32
 DEFAULT_MAC_LEN = 16  # HMAC-SHA-256-128, RFC 4868 sec. 2.6
 DEFAULT_ARSN_WINDOW = 64
+_log = logging.getLogger(__name__)
 
 # 1958-01-01T00:00:00 TAI to 2000-01-01T12:00:00 TAI (qamar's TAI origin): 15340.5 days of 86400 s.
 TAI_1958_TO_J2000_S = 1_325_419_200
@@ -310,6 +313,7 @@ class CommandVerifier:
             call = self._verify(raw)
         except PacketError as exc:
             self.refused[exc.reason] += 1
+            _log.warning("telecommand refused: %s", exc)
             raise CommandRefusedError(exc.reason, str(exc).partition(": ")[2]) from None
         self.accepted += 1
         return call
