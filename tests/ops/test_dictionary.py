@@ -146,3 +146,17 @@ def test_xtce_is_well_formed_and_carries_every_command_argument_range_and_parame
             if p.limits and p.limits.critical_low is not None:
                 critical = xtype.find(".//x:CriticalRange", XTCE_NS)
                 assert float(critical.get("minInclusive")) == p.limits.critical_low
+
+
+def test_xtce_validates_against_the_xtce_1_2_schema(tmp_path, rover):
+    # The OMG XTCE 1.2 schema (SpaceSystem.xsd, namespace 20180204) as shipped by LASP's
+    # space-packet-parser, an independent XTCE reader; no network is used.
+    validation = pytest.importorskip("space_packet_parser.xtce.validation")
+    from pathlib import Path
+
+    xsd = Path(validation.__file__).parent / "schemas" / "SpaceSystem.xsd"
+    path = tmp_path / "rover.xml"
+    path.write_text(to_xtce(rover))
+    result = validation.validate_xtce(path, level="schema", print_results=False, raise_on_error=False,
+                                      local_xsd=xsd, allow_schema_download=False)
+    assert result.valid, result.errors

@@ -115,6 +115,38 @@ def test_sequence_counts_wrap_at_14_bits():
     assert counts[16383] == 16383 and counts[16384] == 0 and counters.next(0x102) == 0
 
 
+def _edge_values(fields, edge: str) -> dict:
+    """Each field at its lower or upper bound (enums at their first/last choice)."""
+    values = {}
+    for f in fields:
+        if f.type == "enum":
+            values[f.name] = sorted(f.choices)[0 if edge == "low" else -1]
+        elif f.type == "bool":
+            values[f.name] = edge == "high"
+        else:
+            low, high = f.limits_of_type()
+            values[f.name] = max(low, -1e30) if edge == "low" else min(high, 1e30)
+    return values
+
+
+@pytest.mark.parametrize("edge", ["low", "high"])
+@pytest.mark.parametrize("name", [c.name for c in ROVER.commands])
+def test_each_command_round_trips_at_its_bounds(name, edge):
+    cmd = ROVER.command(name)
+    call = CommandCall.checked(cmd, _edge_values(cmd.arguments, edge))
+    assert CommandVerifier(KEY).verify(CommandSigner(KEY).sign(call, T_TAI_S)) == call
+
+
+@pytest.mark.parametrize("edge", ["low", "high"])
+@pytest.mark.parametrize("name", [t.name for t in ROVER.telemetry])
+def test_each_telemetry_packet_round_trips_at_its_bounds(name, edge):
+    values = _edge_values(ROVER.telemetry_packet(name).parameters, edge)
+    packet = CODEC.decode(CODEC.encode_telemetry(name, values, 16383, T_TAI_S))
+    assert packet.seq_count == 16383
+    for key, value in values.items():
+        assert packet.values[key] == (value if isinstance(value, (str, bool)) else pytest.approx(value, rel=1e-7))
+
+
 @settings(max_examples=300, deadline=None)
 @given(telemetry(), st.integers(0, 16383))
 def test_every_telemetry_packet_round_trips(tm_values, seq_count):
