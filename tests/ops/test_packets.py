@@ -255,8 +255,8 @@ def _fuzz(function, strategies, examples):
 RANDOM, MUTATED = (st.binary(max_size=80),), (st.sampled_from(VALID), st.data())
 test_decoder_survives_random_bytes = _fuzz(_random_bytes, RANDOM, 1000)
 test_decoder_survives_truncations_and_bit_flips = _fuzz(_mutations, MUTATED, 500)
-test_decoder_survives_random_bytes_long = pytest.mark.slow(_fuzz(_random_bytes, RANDOM, 50_000))
-test_decoder_survives_truncations_and_bit_flips_long = pytest.mark.slow(_fuzz(_mutations, MUTATED, 20_000))
+test_decoder_survives_random_bytes_long = pytest.mark.slow(_fuzz(_random_bytes, RANDOM, 20_000))
+test_decoder_survives_truncations_and_bit_flips_long = pytest.mark.slow(_fuzz(_mutations, MUTATED, 10_000))
 
 
 def test_flipped_command_bits_never_pass_authentication():
