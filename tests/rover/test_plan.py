@@ -183,3 +183,32 @@ def test_summary_and_files(make_dem, tmp_path):
     assert len(line["geometry"]["coordinates"]) == len(line["properties"]["vertex_lat_deg"]) == route.rows.size
     rows = list(csv.DictReader(route.write_csv(tmp_path / "r.csv").open()))
     assert float(rows[-1]["distance_m"]) == pytest.approx(route.length_m, abs=1e-3)
+
+
+def _ridge_costs(window=None):
+    from qamar import data
+    from qamar.surface.terrain import read_dem
+
+    dem = read_dem(data.path("dem_site01_10m"), window=window)
+    return dem, cost_map(dem, craters=False)  # cost 1 + slope/5 deg, over 20 deg blocked
+
+
+def _compare_with_skimage(cost, start, goal):
+    skimage_graph = pytest.importorskip("skimage.graph")
+    ours = shortest_path(cost, start, goal, connectivity=8)
+    _, theirs = skimage_graph.route_through_array(np.where(np.isfinite(cost), cost, -1.0), start, goal,
+                                                  fully_connected=True, geometric=True)
+    assert ours.cost == pytest.approx(theirs, rel=1e-12)
+
+
+def test_ridge_dem_crop_optimum_equals_scikit_image():
+    _, costs = _ridge_costs(((600, 850), (700, 950)))
+    w = costs.cost * costs.step_m
+    free = np.argwhere(np.isfinite(w))
+    _compare_with_skimage(w, tuple(free[0]), tuple(free[-1]))
+
+
+@pytest.mark.slow
+def test_ridge_dem_corner_to_corner_equals_scikit_image():
+    _, costs = _ridge_costs()
+    _compare_with_skimage(costs.cost, (0, 0), (1599, 1599))  # the benchmark's grid and ends

@@ -1,0 +1,123 @@
+"""Static routes: qamar vs pyastar2d 1.1.4 and scikit-image's route_through_array on the
+1600 x 1600 10 m Shackleton-de Gerlache connecting-ridge DEM (data key dem_site01_10m).
+
+Same cost grid for every tool (peers.md "Routes"): cost = 1 + slope / 5 deg per pixel, slopes
+over 20 deg impassable (qamar's slopes at the rover's scale from the DEM), from the top-left to
+the bottom-right pixel, 8-connected. Metrics differ: scikit-image (``geometric=True``) and
+qamar weight a move by its length and the mean of its two pixels' costs, so their optimal costs
+must agree; pyastar2d charges the cost of the pixel entered and does not weight diagonals by
+sqrt 2, a different objective, so only its time is compared. qamar is also timed at its
+default 16-connectivity (knight's moves) and as the whole ``plan_route`` (cost map already
+built: search, any-angle shortcuts and route geometry).
+
+Each tool runs ``--repeats`` times after a warm-up (numba's compiled cache loaded); the best
+wall and CPU times are reported with the load average, since the machine is shared.
+
+Run: QAMAR_DATA_DIR=../shared/data python bench/bench_route.py [--no-write] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from qamar import data
+from qamar.rover.plan import plan_route, shortest_path
+from qamar.rover.traverse import cost_map
+from qamar.surface.terrain import pixel_lat_lon, read_dem
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.common import machine_line, write_section
+
+SLOPE_COST_DEG = 5.0  # peers.md "Routes"
+MAX_SLOPE_DEG = 20.0
+
+
+def _best(fn, repeats: int) -> tuple[float, float, object]:
+    """(best wall s, CPU s of that run, result) over ``repeats`` runs after one warm-up."""
+    result = fn()
+    best = (np.inf, np.inf)
+    for _ in range(repeats):
+        wall, cpu = time.perf_counter(), time.process_time()
+        result = fn()
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        best = min(best, (wall, cpu))
+    return best[0], best[1], result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--no-write", action="store_true", help="print the table, do not touch docs/benchmarks.md")
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+
+    import pyastar2d
+    import skimage
+    from skimage.graph import route_through_array
+
+    dem = read_dem(data.path("dem_site01_10m"))
+    costs = cost_map(dem, craters=False, max_slope_deg=MAX_SLOPE_DEG)  # slope_cost_deg 5 is the default
+    cost = costs.cost
+    ny, nx = cost.shape
+    start, goal = (0, 0), (ny - 1, nx - 1)
+    load_before = os.getloadavg()
+
+    rows = []
+    wall, cpu, ours8 = _best(lambda: shortest_path(cost, start, goal, connectivity=8), args.repeats)
+    rows.append(("qamar A*, 8-connected", wall, cpu, ours8.cost, f"{ours8.expanded} pixels expanded"))
+    wall, cpu, ours16 = _best(lambda: shortest_path(cost, start, goal, connectivity=16), args.repeats)
+    rows.append(("qamar A*, 16-connected", wall, cpu, ours16.cost, f"{ours16.expanded} pixels expanded"))
+    weights = cost.astype(np.float32)  # pyastar2d takes float32 weights >= 1, inf for walls
+    wall, cpu, py_path = _best(lambda: pyastar2d.astar_path(weights, start, goal, allow_diagonal=True), args.repeats)
+    py_cost = float(weights[py_path[1:, 0], py_path[1:, 1]].sum())
+    rows.append((f"pyastar2d {pyastar2d.__version__ if hasattr(pyastar2d, '__version__') else '1.1.4'}", wall, cpu,
+                 py_cost, "its own metric: cost of each pixel entered, diagonals unweighted"))
+    sk_cost_grid = np.where(np.isfinite(cost), cost, -1.0)  # negative = impassable
+    wall, cpu, (_sk_path, sk_cost) = _best(
+        lambda: route_through_array(sk_cost_grid, start, goal, fully_connected=True, geometric=True), args.repeats)
+    rows.append((f"scikit-image {skimage.__version__} route_through_array", wall, cpu, sk_cost,
+                 f"differs from qamar 8-connected by {abs(sk_cost - ours8.cost) / sk_cost:.1e} (relative)"))
+    lat, lon = pixel_lat_lon(dem)
+    ends = (float(lat[start]), float(lon[start])), (float(lat[goal]), float(lon[goal]))
+    wall, cpu, route = _best(lambda: plan_route(costs, *ends), args.repeats)
+    rows.append(("qamar plan_route (16-conn. + shortcuts + geometry)", wall, cpu, float(route.cum_cost[-1]),
+                 f"{route.length_m:.0f} m on the surface, {route.rows.size} vertices; costs x metres per pixel"))
+    load_after = os.getloadavg()
+
+    py_wall = rows[2][1]
+    sk_wall = rows[3][1]
+    lines = [
+        "## Static routes: 1600 x 1600 connecting-ridge DEM, corner to corner",
+        "",
+        machine_line(),
+        (f"Load average {load_before[0]:.2f} before, {load_after[0]:.2f} after (1 min). Best of {args.repeats} runs "
+        "after a warm-up. Cost 1 + slope/5 deg per pixel, slopes over 20 deg impassable "
+        f"({100 * np.isinf(cost).mean():.1f} % of pixels), pixel ({start[0]}, {start[1]}) to ({goal[0]}, {goal[1]})."),
+        "",
+        "| tool | wall s | CPU s | optimal cost | notes |",
+        "|---|---|---|---|---|",
+    ]
+    for name, wall, cpu, value, note in rows:
+        lines.append(f"| {name} | {wall:.3f} | {cpu:.3f} | {value:.4f} | {note} |")
+    lines += [
+        "",
+        (f"qamar 8-connected vs pyastar2d: {py_wall / rows[0][1]:.2f}x faster (wall); "
+        f"vs scikit-image: {sk_wall / rows[0][1]:.1f}x faster. qamar 16-connected vs pyastar2d: "
+        f"{py_wall / rows[1][1]:.2f}x; vs scikit-image {sk_wall / rows[1][1]:.1f}x. Goals (issue 6): no slower "
+        "than pyastar2d, at least 10x faster than scikit-image."),
+        "",
+        "Run: `QAMAR_DATA_DIR=../shared/data python bench/bench_route.py`",
+    ]
+    text = "\n".join(lines)
+    print(text)
+    if not args.no_write:
+        print(f"wrote {write_section('route', text)}")
+
+
+if __name__ == "__main__":
+    main()
