@@ -33,6 +33,7 @@ development machine (docs/benchmarks.md, section ingest). PostgreSQL's default
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import os
 import sqlite3
@@ -162,28 +163,22 @@ class PacketArchive:
     def _sql(self, statement: str) -> str:
         return statement.replace("?", "%s") if self.dialect == "postgresql" else statement
 
-    class _Tx:
-        def __init__(self, archive: PacketArchive):
-            self.archive = archive
-
-        def __enter__(self):
-            conn = self.archive._connection
-            if self.archive.dialect == "sqlite":
-                conn.execute("BEGIN IMMEDIATE")
-            self.cursor = conn.cursor()
-            return self.cursor
-
-        def __exit__(self, kind, value, tb):
-            conn = self.archive._connection
-            if kind is None:
-                conn.commit() if self.archive.dialect == "postgresql" else conn.execute("COMMIT")
-            else:
-                conn.rollback()
-            self.cursor.close()
-            return False
-
-    def _transaction(self) -> PacketArchive._Tx:
-        return PacketArchive._Tx(self)
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator:
+        """A cursor inside one transaction: committed on normal exit, rolled back on an exception."""
+        conn = self._connection
+        if self.dialect == "sqlite":
+            conn.execute("BEGIN IMMEDIATE")
+        cursor = conn.cursor()
+        try:
+            yield cursor
+        except BaseException:
+            conn.rollback()
+            raise
+        else:
+            conn.commit() if self.dialect == "postgresql" else conn.execute("COMMIT")
+        finally:
+            cursor.close()
 
     def _last_counts(self) -> list[tuple[int, int]]:
         """(APID, sequence count) of the last packet archived per APID, to carry on after a restart."""
