@@ -212,3 +212,16 @@ def test_ridge_dem_crop_optimum_equals_scikit_image():
 def test_ridge_dem_corner_to_corner_equals_scikit_image():
     _, costs = _ridge_costs()
     _compare_with_skimage(costs.cost, (0, 0), (1599, 1599))  # the benchmark's grid and ends
+
+
+def test_route_to_the_nearest_psr_rim(make_dem):
+    dem = make_dem(np.zeros((60, 80)))
+    psr = np.zeros((60, 80), bool)
+    psr[30:40, 50:70] = True  # a shadowed patch; its rim is where to prospect
+    costs = cost_map(dem, craters=False, psr=psr, psr_mode="target")
+    route = plan_route(costs, _lat_lon(dem, (5, 5)), None)
+    assert route.feasible and costs.psr_edge()[route.rows[-1], route.cols[-1]]
+    assert (route.rows[-1], route.cols[-1]) == (29, 49)  # the rim pixel nearest the start
+    hazard = cost_map(dem, craters=False, psr=psr)
+    inside = plan_route(hazard, _lat_lon(dem, (5, 5)), _lat_lon(dem, (35, 60)))
+    assert not inside.feasible and "permanently shadowed" in inside.reason and "--psr-mode target" in inside.reason

@@ -501,6 +501,14 @@ def pixel_xy_of(costs: CostMap, rc: tuple[int, int]) -> tuple[float, float]:
     return t.c + t.a * (rc[1] + 0.5), t.f + t.e * (rc[0] + 0.5)
 
 
+_LIFT = {  # how a user drops each constraint (slope: --max-slope-deg, searched separately)
+    ROUGHNESS: "raise mobility.max_roughness_m in the rover file",
+    CRATER: "plan with --no-craters (or a smaller mobility.crater_margin in the rover file)",
+    KEEP_OUT: "shrink or drop the --keep-out zones",
+    PSR: "use --psr-mode target (or no --psr)",
+}
+
+
 def _blocked_reason(costs: CostMap, name: str, rc: tuple[int, int], other: tuple[int, int] | None) -> str:
     """Why an end point is blocked and what to change."""
     reasons = costs.reasons(*rc)
@@ -519,15 +527,10 @@ def _blocked_reason(costs: CostMap, name: str, rc: tuple[int, int], other: tuple
         limit = _slope_limit_that_connects(costs, rc, other)
         if limit is not None:
             text += f"; or raise --max-slope-deg to {limit:g}"
+    hints = [hint for bit, hint in _LIFT.items() if costs.blocked[rc] & bit]
+    if hints:
+        text += "; or " + ", or ".join(hints)
     return text
-
-
-_LIFT = {  # how a user drops each constraint (slope: --max-slope-deg, searched separately)
-    ROUGHNESS: "raise mobility.max_roughness_m in the rover file",
-    CRATER: "plan with --no-craters (or a smaller mobility.crater_margin in the rover file)",
-    KEEP_OUT: "shrink or drop the --keep-out zones",
-    PSR: "use --psr-mode target (or no --psr)",
-}
 
 
 def _connected(blocked: np.ndarray, a: tuple[int, int], b: tuple[int, int]) -> bool:
