@@ -31,7 +31,7 @@ def test_ground_step_is_the_pixel_over_snyders_scale_factor(make_dem):
     # 300 km from the pole, where the stereographic scale factor is 1.0075
     dem = make_dem(np.zeros((20, 30)), pixel_m=100.0, corner_xy_m=(150e3, -250e3))
     x, y = pixel_xy(dem)
-    k = 1.0 + (x**2 + y**2) / (4 * R_M**2)  # Snyder (1987) eq. 21-5 on a sphere, k0 = 1, in terms of rho
+    k = 1.0 + (x**2 + y**2) / (4 * R_M**2)  # Snyder (1987) ch. 21: 2 k0 / (1 + sin|lat|), k0 = 1
     np.testing.assert_allclose(ground_step_m(dem), 100.0 / k, rtol=1e-9)
 
 

@@ -117,8 +117,8 @@ def _astar(w, ncols, start, goal, goal_mask, moves, h_per_px, width):
     head = np.full(nbuckets, -1, np.int64)
     nxt = np.empty(n, np.int32)
     prv = np.empty(n, np.int32)
-    queued = np.zeros(n, np.bool_)
-    bucket = np.empty(n, np.int32)  # ring slot of a queued pixel
+    bucket = np.full(n, -1, np.int32)  # ring slot of a queued pixel, -1 if not queued
+    inv_width = 1.0 / width
     use_h = goal >= 0
     hmap = np.zeros(n)  # heuristic of every pixel (0 towards a set of goals)
     if use_h:
@@ -129,12 +129,11 @@ def _astar(w, ncols, start, goal, goal_mask, moves, h_per_px, width):
     g = np.full(n, np.inf)
     parent = np.full(n, -1, np.int8)
     g[start] = 0.0
-    cur = np.int64(hmap[start] / width)
+    cur = np.int64(hmap[start] * inv_width)
     head[cur & ring] = start
     bucket[start] = cur & ring
     nxt[start] = -1
     prv[start] = -1
-    queued[start] = True
     count = 1
     expanded = 0
     found = -1
@@ -147,7 +146,7 @@ def _astar(w, ncols, start, goal, goal_mask, moves, h_per_px, width):
         head[cur & ring] = nxt[u]
         if nxt[u] >= 0:
             prv[nxt[u]] = -1
-        queued[u] = False
+        bucket[u] = -1
         count -= 1
         if u == goal or (not use_h and goal_mask[u]):
             if found < 0 or g[u] < g[found]:
@@ -166,7 +165,7 @@ def _astar(w, ncols, start, goal, goal_mask, moves, h_per_px, width):
             if gv < g[v]:  # false for blocked pixels (inf)
                 g[v] = gv
                 parent[v] = k
-                if queued[v]:  # unlink from its bucket
+                if bucket[v] >= 0:  # unlink from its bucket
                     if prv[v] >= 0:
                         nxt[prv[v]] = nxt[v]
                     else:
@@ -174,14 +173,13 @@ def _astar(w, ncols, start, goal, goal_mask, moves, h_per_px, width):
                     if nxt[v] >= 0:
                         prv[nxt[v]] = prv[v]
                     count -= 1
-                b = max(np.int64((gv + hmap[v]) / width), cur) & ring
+                b = max(np.int64((gv + hmap[v]) * inv_width), cur) & ring
                 bucket[v] = b
                 nxt[v] = head[b]
                 prv[v] = -1
                 if head[b] >= 0:
                     prv[head[b]] = v
                 head[b] = v
-                queued[v] = True
                 count += 1
     return found, g, parent, expanded
 

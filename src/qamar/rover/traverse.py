@@ -10,9 +10,10 @@ reference sphere), slope and roughness, a bit mask of the constraints that block
 Map scale. Pixel steps are measured on the Moon: the ground size of a step is the chord on the
 DEM's sphere between the points half a pixel either side of the pixel centre, through
 :mod:`qamar.surface.terrain`'s projection. On a polar stereographic map that is the pixel size
-divided by the scale factor k = 1 + rho^2 / (4 k0^2 R^2) (Snyder 1987, eq. 21-5 written with
-the map radius rho), 1.00007 at 30 km from the pole. The planner needs a conformal map (the
-same scale along rows and columns: polar stereographic); other maps raise ModelConfigError.
+divided by the scale factor k = 2 k0 / (1 + sin|lat|) = k0 (1 + rho^2 / (4 k0^2 R^2)) (Snyder
+1987, ch. 21, polar aspect on a sphere; rho the distance from the pole on the map), 1.00007 at
+30 km from the pole. The planner needs a conformal map (the same scale along rows and columns:
+polar stereographic); other maps raise ModelConfigError.
 
 Slope and roughness come from :func:`qamar.surface.terrain.slope_aspect_roughness` (surface
 normals from ME positions, so curvature and map scale are exact), at the rover's scale: a DEM
