@@ -445,8 +445,7 @@ def route_from_pixels(costs: CostMap, rows: np.ndarray, cols: np.ndarray, speed_
         c, d, s = _segment(w, step, slope, ncols, rows[i - 1] + _PAD, cols[i - 1] + _PAD, rows[i] + _PAD,
                            cols[i] + _PAD)
         cum[i], distance[i], worst[i] = cum[i - 1] + c, distance[i - 1] + d, s
-    t = costs.dem.transform
-    x, y = t.c + t.a * (cols + 0.5), t.f + t.e * (rows + 0.5)
+    x, y = _centre_xy(costs, rows, cols)
     lat, lon = xy_to_lat_lon(x, y, costs.dem)
     return Route(True, None, rows, cols, x, y, lat, lon, costs.dem.elevation_m[rows, cols].astype(np.float64),
                  distance, cum, worst, speed_m_per_s=speed_m_per_s, crs=costs.dem.crs.to_string(),
@@ -487,16 +486,16 @@ def _slope_limit_that_connects(costs: CostMap, a: tuple[int, int], b: tuple[int,
     return math.ceil(hi * 10) / 10
 
 
+def _centre_xy(costs: CostMap, rows, cols):
+    """Map x, y of pixel centres (rows, cols: ints or int arrays)."""
+    t = costs.dem.transform
+    return t.c + t.a * (np.asarray(cols) + 0.5), t.f + t.e * (np.asarray(rows) + 0.5)
+
+
 def _where(costs: CostMap, rc: tuple[int, int]) -> str:
-    x, y = pixel_xy_of(costs, rc)
+    x, y = _centre_xy(costs, *rc)
     lat, lon = xy_to_lat_lon(x, y, costs.dem)
     return f"{float(lat):.5f} deg, {float(lon):.5f} deg E"
-
-
-def pixel_xy_of(costs: CostMap, rc: tuple[int, int]) -> tuple[float, float]:
-    """Map x, y of a pixel centre."""
-    t = costs.dem.transform
-    return t.c + t.a * (rc[1] + 0.5), t.f + t.e * (rc[0] + 0.5)
 
 
 _LIFT = {  # how a user drops each constraint (slope: --max-slope-deg, searched separately)
