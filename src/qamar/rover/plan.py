@@ -120,16 +120,12 @@ def _astar(w, ncols, start, goal, goal_mask, moves, h_per_px, width):
     bucket = np.full(n, -1, np.int32)  # ring slot of a queued pixel, -1 if not queued
     inv_width = 1.0 / width
     use_h = goal >= 0
-    hmap = np.zeros(n)  # heuristic of every pixel (0 towards a set of goals)
-    if use_h:
-        gr, gc = goal // ncols, goal % ncols
-        for r in range(n // ncols):
-            for c in range(ncols):
-                hmap[r * ncols + c] = h_per_px * math.sqrt((r - gr) ** 2 + (c - gc) ** 2)
+    gr, gc = (goal // ncols, goal % ncols) if use_h else (0, 0)
+    hw = h_per_px * inv_width if use_h else 0.0
     g = np.full(n, np.inf)
     parent = np.full(n, -1, np.int8)
     g[start] = 0.0
-    cur = np.int64(hmap[start] * inv_width)
+    cur = np.int64(hw * math.sqrt((start // ncols - gr) ** 2 + (start % ncols - gc) ** 2))
     head[cur & ring] = start
     bucket[start] = cur & ring
     nxt[start] = -1
@@ -155,6 +151,7 @@ def _astar(w, ncols, start, goal, goal_mask, moves, h_per_px, width):
         expanded += 1
         gu = g[u]
         wu = w[u]
+        ur, uc = u // ncols, u % ncols
         for k in range(nmoves):
             v = u + off[k]
             if knight[k]:
@@ -173,7 +170,8 @@ def _astar(w, ncols, start, goal, goal_mask, moves, h_per_px, width):
                     if nxt[v] >= 0:
                         prv[nxt[v]] = prv[v]
                     count -= 1
-                b = max(np.int64((gv + hmap[v]) * inv_width), cur) & ring
+                dr, dc = ur + moves[k, 0] - gr, uc + moves[k, 1] - gc
+                b = max(np.int64(gv * inv_width + hw * math.sqrt(dr * dr + dc * dc)), cur) & ring
                 bucket[v] = b
                 nxt[v] = head[b]
                 prv[v] = -1
