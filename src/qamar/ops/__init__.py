@@ -1,4 +1,4 @@
-"""Operating the rover from Earth: dictionary, packets, archive (issue 7, foundation layers).
+"""Operating the rover from Earth (issue 7): dictionary, packets, archive, link, ground service.
 
 - :mod:`qamar.ops.dictionary`: the versioned command/telemetry dictionary (YAML, pydantic),
   operator command lines such as ``DRIVE_TO lat=-89.45 lon=222.7``;
@@ -6,5 +6,10 @@
 - :mod:`qamar.ops.packets`: CCSDS Space Packets with CUC time, HMAC-authenticated telecommands
   with anti-replay numbers, a decoder that only ever raises PacketError;
 - :mod:`qamar.ops.archive`: the append-only packet archive (SQLite or PostgreSQL) that
-  acknowledges a packet only once its batch is committed.
+  acknowledges a packet only once its batch is committed;
+- :mod:`qamar.ops.link`: the delayed Earth <-> lander <-> rover link (light time and windows from
+  the geometry, outages, loss) on a discrete-event simulation clock;
+- :mod:`qamar.ops.sequence`: time-tagged command sequences (YAML or text);
+- :mod:`qamar.ops.ground`: the ground service core: archive, limit alarms, the command queue
+  with verification stages and window-aware timeouts, replay; its state in the archive's database.
 """

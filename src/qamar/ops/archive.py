@@ -180,6 +180,16 @@ class PacketArchive:
         finally:
             cursor.close()
 
+    def transaction(self):
+        """A cursor inside one transaction on the archive's database (committed on exit, rolled back on an
+        exception), for the tables kept beside the packets (qamar.ops.ground: commands, alarms).
+        Write ``?`` placeholders through :meth:`sql`."""
+        return self._transaction()
+
+    def sql(self, statement: str) -> str:
+        """``statement`` with ``?`` placeholders in this database's paramstyle."""
+        return self._sql(statement)
+
     def _last_counts(self) -> list[tuple[int, int]]:
         """(APID, sequence count) of the last packet archived per APID, to carry on after a restart."""
         cur = self._connection.cursor()

@@ -130,8 +130,11 @@ class CommandPacket:
 class SequenceCounters:
     """Per-APID 14-bit source sequence counters (CCSDS 133.0-B-2 sec. 4.1.3.4.2: wrap at 16384)."""
 
-    def __init__(self):
+    def __init__(self, start: dict[int, int] | None = None):
+        """``start``: the next count per APID (e.g. after a restart); others start at 0."""
         self._next: dict[int, int] = collections.defaultdict(int)
+        for apid, count in (start or {}).items():
+            self._next[apid] = count % SEQ_COUNT_MODULO
 
     def next(self, apid: int) -> int:
         count = self._next[apid]
