@@ -94,14 +94,15 @@ def _astar(w, ncols, start, goal, goal_mask, moves, h_per_px, width):
     off = np.empty(nmoves, np.int64)
     cross1 = np.zeros(nmoves, np.int64)
     cross2 = np.zeros(nmoves, np.int64)
-    knight = np.zeros(nmoves, np.bool_)
-    length = np.empty(nmoves)
+    weight = np.empty(nmoves)  # move length over the number of pixels sharing it
+    mdr = moves[:, 0].copy()
+    mdc = moves[:, 1].copy()
     for k in range(nmoves):
         dr, dc = moves[k, 0], moves[k, 1]
         off[k] = dr * ncols + dc
-        length[k] = math.sqrt(dr * dr + dc * dc)
+        weight[k] = 0.5 * math.sqrt(dr * dr + dc * dc)
         if abs(dr) + abs(dc) == 3:  # crossed pixels of a knight's move
-            knight[k] = True
+            weight[k] *= 0.5
             if abs(dc) == 2:
                 cross1[k], cross2[k] = dc // 2, dr * ncols + dc // 2
             else:
@@ -152,13 +153,12 @@ def _astar(w, ncols, start, goal, goal_mask, moves, h_per_px, width):
         gu = g[u]
         wu = w[u]
         ur, uc = u // ncols, u % ncols
-        for k in range(nmoves):
+        for k in range(nmoves):  # the 8 neighbours, then the knight's moves
             v = u + off[k]
-            if knight[k]:
-                step = 0.25 * length[k] * (wu + w[u + cross1[k]] + w[u + cross2[k]] + w[v])
+            if k < 8:
+                gv = gu + weight[k] * (wu + w[v])
             else:
-                step = 0.5 * length[k] * (wu + w[v])
-            gv = gu + step
+                gv = gu + weight[k] * (wu + w[u + cross1[k]] + w[u + cross2[k]] + w[v])
             if gv < g[v]:  # false for blocked pixels (inf)
                 g[v] = gv
                 parent[v] = k
@@ -170,7 +170,7 @@ def _astar(w, ncols, start, goal, goal_mask, moves, h_per_px, width):
                     if nxt[v] >= 0:
                         prv[nxt[v]] = prv[v]
                     count -= 1
-                dr, dc = ur + moves[k, 0] - gr, uc + moves[k, 1] - gc
+                dr, dc = ur + mdr[k] - gr, uc + mdc[k] - gc
                 b = max(np.int64(gv * inv_width + hw * math.sqrt(dr * dr + dc * dc)), cur) & ring
                 bucket[v] = b
                 nxt[v] = head[b]
