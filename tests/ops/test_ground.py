@@ -1,10 +1,13 @@
 """The ground service core over the simulated link: command stages and timeouts (windows included),
 limit alarms with hysteresis, time-tagged sequences, replay, and a restart that keeps queue and alarms."""
 
+import os
+
 import numpy as np
 import pytest
 
 from qamar.ops import link as lk
+from qamar.ops.archive import PacketArchive
 from qamar.ops.errors import CommandError, CommandRefusedError
 from qamar.ops.ground import GroundConfig, GroundService, limit_level
 from qamar.ops.packets import CommandVerifier, PacketCodec, SequenceCounters
@@ -199,8 +202,24 @@ def test_sequence_files_yaml_and_errors():
         parse_sequence("commands:\n  - {command: NOOP}\n")
 
 
-def test_a_restarted_service_restores_its_queue_alarms_and_anti_replay_numbers(tmp_path):
-    db = tmp_path / "ops.db"
+def _databases():
+    yield "sqlite"
+    if os.environ.get("QAMAR_TEST_POSTGRES_URL"):
+        yield "postgresql"
+
+
+@pytest.fixture(params=list(_databases()))
+def db(request, tmp_path):
+    """An empty database: SQLite, and PostgreSQL when QAMAR_TEST_POSTGRES_URL names a server."""
+    if request.param == "sqlite":
+        return tmp_path / "ops.db"
+    url = os.environ["QAMAR_TEST_POSTGRES_URL"]
+    with PacketArchive(url) as archive, archive.transaction() as cur:
+        cur.execute("DROP TABLE IF EXISTS packets, rejects, commands, alarms")
+    return url
+
+
+def test_a_restarted_service_restores_its_queue_alarms_and_anti_replay_numbers(db):
     windows = [(0.0, 50.0), (1000.0, 5000.0)]
     clock, _link, ground, rover = _setup(db, windows=windows)
     done = ground.submit("NOOP", at_tai_s=10.0)
@@ -234,3 +253,48 @@ def test_replay_of_a_past_interval(tmp_path):
         _hk(ground, clock, float(t), battery_soc_pct=50.0 + t / 10)
     got = [(a.t_tai_s, d.values["battery_soc_pct"]) for a, d in ground.replay(20.0, 50.0) if d is not None]
     assert got == [(20.0, 52.0), (30.0, 53.0), (40.0, 54.0)]
+
+
+def test_a_command_waits_for_the_geometric_window_and_arrives_one_light_time_later(tmp_path):
+    """Kashgar and a site near the Leibnitz-beta plateau (85.4 S, longitude assumed): a command
+    released in a gap between windows leaves at the next opening and arrives one light time later."""
+    from qamar.comms.stations import station
+
+    site = lk.LanderSite(-85.4, 31.7)
+    t0 = float(lk.utc_to_tai_s("2028-06-08T20:00:00Z"))
+    earth = lk.earth_lander_hop([station("Kashgar")], site, t0, t0 + 2 * 86400.0)
+    gap = 0.5 * (earth.windows_tai_s[0, 1] + earth.windows_tai_s[1, 0])
+    clock = lk.SimClock(gap)
+    link = lk.DelayedLink(clock, earth, lk.lander_rover_hop())
+    ground = GroundService(tmp_path / "ops.db", clock, link, KEY)
+    rover = EchoRover(clock, link)
+    cid = ground.submit("SET_MODE mode=SCIENCE")
+    clock.run_until(t0 + 2 * 86400.0)
+    opening = earth.windows_tai_s[1, 0]
+    r = ground.command(cid)
+    assert r.sent_tai_s == pytest.approx(opening) and r.stage == "COMPLETED"
+    arrival = opening + earth.delay_at(opening) + lk.DEFAULT_PROCESSING_DELAY_S
+    assert rover.received == [(1, pytest.approx(arrival))]
+    assert earth.delay_at(opening) == pytest.approx(1.28 + lk.DEFAULT_PROCESSING_DELAY_S, abs=0.06)
+
+
+def test_ten_thousand_telemetry_packets_through_a_lossy_link_are_all_accounted_for(tmp_path):
+    """Housekeeping every second for 10,000 s, 5 % loss per hop and a window gap: the archive holds
+    exactly the delivered packets; delivered + lost == sent; gaps in the sequence == lost."""
+    config = GroundConfig(ingest_batch_s=60.0)
+    clock, link, ground, _rover = _setup(tmp_path / "ops.db", windows=[(0.0, 3000.0), (4000.0, 20_000.0)],
+                                         loss=0.05, config=config)
+    link.paths["down"][0].loss_probability = 0.05  # the rover's hop too
+    codec = ground.codec
+    n = 10_000
+    for i in range(n):
+        packet = codec.encode_telemetry("HOUSEKEEPING", NOMINAL_HK, i % 16384, float(i))
+        clock.at(float(i), link.send_down, packet)
+    clock.run_until(20_000.0)
+    down = link.counts["down"]
+    assert down.sent == n and down.delivered + down.lost_total == n and down.waiting == down.in_flight == 0
+    assert ground.archive.count(0x101) == down.delivered
+    counts = [p.seq_count for p in ground.archive.replay(apids=[0x101])]
+    missing_at_ends = counts[0] + (n - 1 - counts[-1])
+    assert ground.archive.check_sequences()[0x101].gaps + missing_at_ends == down.lost_total
+    assert 0.06 < down.lost_total / n < 0.12  # two hops at 5 %: 9.75 %

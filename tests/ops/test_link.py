@@ -105,11 +105,21 @@ def test_windows_need_the_station_and_the_site_to_see_each_other():
         assert np.any((windows[:, 0] <= a + 1e-3) & (b <= windows[:, 1] + 1e-3))
 
 
-def test_earth_lander_hop_delay_is_the_light_time():
+def test_earth_lander_hop_delay_is_the_light_time_and_a_relay_fills_gaps():
     kashgar = station("Kashgar")
-    hop = lk.earth_lander_hop([kashgar], SITE, T0_TAI_S, T0_TAI_S + 86400.0, processing_delay_s=0.0)
+    stop = T0_TAI_S + 2 * 86400.0
+    hop = lk.earth_lander_hop([kashgar], SITE, T0_TAI_S, stop, processing_delay_s=0.0)
     t = T0_TAI_S + 3 * 3600.0 + 123.0
+    assert hop.is_open(t)
     assert hop.delay_at(t) == pytest.approx(float(lk.light_time_s(kashgar, SITE, t)[0]), abs=2e-6)
+    gap = 0.5 * (hop.windows_tai_s[0, 1] + hop.windows_tai_s[1, 0])
+    assert not hop.is_open(gap) and not hop.is_open(stop + 1.0)
+    relay = [(lk.tai_s_to_utc(gap - 600.0), lk.tai_s_to_utc(gap + 600.0))]
+    relayed = lk.earth_lander_hop([kashgar], SITE, T0_TAI_S, stop, processing_delay_s=0.0, relay_windows_utc=relay,
+                                  relay_extra_delay_s=0.1)
+    assert relayed.is_open(gap) and relayed.delay_at(gap) == pytest.approx(
+        float(lk.light_time_s(kashgar, SITE, gap)[0]) + 0.1, abs=2e-6)
+    assert relayed.delay_at(t) == pytest.approx(hop.delay_at(t))
 
 
 # --- the simulated link (no geometry: fixed windows) -------------------------------------------

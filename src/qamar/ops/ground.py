@@ -9,6 +9,9 @@ sent ones get their timers back, active alarms stay active (and are not raised a
 
 **Telemetry.** :meth:`GroundService.receive` archives packets (one transaction, acknowledged
 after the commit: :class:`~qamar.ops.archive.PacketArchive`), decodes them and checks limits.
+Packets the link delivers are gathered and archived together ``ingest_batch_s`` of simulated
+time after the first of them (0: after the other events of the same instant), so that a
+rehearsal does not pay one commit per packet; their processing is delayed by at most that.
 
 **Limits and alarms.** A parameter's level is CRITICAL beyond a critical limit, WARNING beyond a
 warning limit (the dictionary's ``limits``), else nominal. An alarm is raised when the level
@@ -31,7 +34,9 @@ COMPLETED; FAILED when the rover reports FAILED or REFUSED, or on a timeout. Tim
 - when a timer expires but a hop of the link was closed at some time since the timer started
   (the answer may be waiting for the next window), the timer starts again when the link is
   next fully open, with the same length. Only a timer that ran while the link was open all
-  along fails the command (reason ACK_TIMEOUT or COMPLETION_TIMEOUT).
+  along fails the command (reason ACK_TIMEOUT or COMPLETION_TIMEOUT). If the link's windows
+  end for good (past the span they were computed for), the command keeps its stage and a
+  warning is logged: compute windows further ahead.
 
 A report arriving after a timeout still moves the command on (reason keeps ``LATE``). Stages
 never go backwards (a duplicate or out-of-order report is ignored).
@@ -124,6 +129,7 @@ class GroundConfig:
     completion_s: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_COMPLETION_BY_COMMAND_S))
     deadband_fraction: float = 0.01
     deadband: dict[str, float] = field(default_factory=dict)
+    ingest_batch_s: float = 0.0
 
 
 def limit_level(value: float, parameter: Parameter) -> str | None:
@@ -166,7 +172,8 @@ class GroundService:
         arsns = [r.arsn for r in self._commands.values() if r.arsn is not None]
         self.signer = CommandSigner(key, self.codec, next_arsn=max(arsns, default=0) + 1,
                                     counters=SequenceCounters(next_counts))
-        link.on_downlink_delivered = lambda packet, t: self.receive([packet])
+        self._inbox: list[bytes] = []
+        link.on_downlink_delivered = self._deliver
         self._restore()
 
     # --- persistence ---------------------------------------------------------------------------
@@ -307,6 +314,15 @@ class GroundService:
         self._move(record, stage, reason)
 
     # --- telemetry and alarms ------------------------------------------------------------------
+
+    def _deliver(self, packet: bytes, t_tai_s: float) -> None:
+        if not self._inbox:
+            self.clock.after(self.config.ingest_batch_s, self._ingest_inbox)
+        self._inbox.append(packet)
+
+    def _ingest_inbox(self) -> None:
+        packets, self._inbox = self._inbox, []
+        self.receive(packets)
 
     def receive(self, packets: Sequence[bytes]) -> None:
         """Archive ``packets`` (received now), then check limits and command reports."""

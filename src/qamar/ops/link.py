@@ -78,7 +78,7 @@ def utc_intervals_to_tai_s(intervals_utc: Sequence[tuple[str, str]]) -> np.ndarr
     rows = [(float(utc_to_tai_s(a)), float(utc_to_tai_s(b))) for a, b in intervals_utc]
     for (a, b), (text_a, text_b) in zip(rows, intervals_utc):
         if not b > a:
-            raise QamarError(f"outage {text_a} .. {text_b} ends before it starts; give (start, stop) in UTC")
+            raise QamarError(f"interval {text_a} .. {text_b} ends before it starts; give (start, stop) in UTC")
     return union_intervals(np.asarray(rows, dtype=float).reshape(-1, 2))
 
 
@@ -288,25 +288,33 @@ def earth_lander_windows(stations: Sequence[Station], site: LanderSite, start_ta
 def earth_lander_hop(stations: Sequence[Station], site: LanderSite, start_tai_s: float, stop_tai_s: float, *,
                      station_mask_deg: float = DEFAULT_STATION_MASK_DEG, step_s: float = 300.0,
                      processing_delay_s: float = DEFAULT_PROCESSING_DELAY_S,
+                     relay_windows_utc: Sequence[tuple[str, str]] = (), relay_extra_delay_s: float = 0.1,
                      outages_utc: Sequence[tuple[str, str]] = (), loss_probability: float = 0.0,
                      ephemeris: Ephemeris | None = None) -> Hop:
     """The Earth <-> lander hop over [start, stop] (TAI s) from the geometry (see the module docstring).
 
     Its delay is the light time from the first station (in the given order) that is in view,
-    interpolated on the ``step_s`` grid, plus ``processing_delay_s``. Outside [start, stop] the hop
-    is closed.
+    interpolated on the ``step_s`` grid, plus ``processing_delay_s``. ``relay_windows_utc`` adds
+    the times a Queqiao relay carries the traffic when there is no direct view (its orbit is not
+    modelled here: give its passes), with ``relay_extra_delay_s`` more delay (assumption:
+    Queqiao-2's 200 x 16,000 km orbit lengthens the path by up to ~16,000 km = 0.05 s, plus the
+    relay's store-and-forward). Outside [start, stop] the hop is closed.
     """
     eph = ephemeris or Ephemeris.default()
-    windows = earth_lander_windows(stations, site, start_tai_s, stop_tai_s, station_mask_deg, step_s, eph)
+    direct = earth_lander_windows(stations, site, start_tai_s, stop_tai_s, station_mask_deg, step_s, eph)
+    relay = utc_intervals_to_tai_s(relay_windows_utc)
+    windows = union_intervals(np.concatenate([direct, relay]))
     n = max(2, math.ceil((stop_tai_s - start_tai_s) / step_s) + 1)
     grid = np.linspace(start_tai_s, stop_tai_s, n)
     looks = [station_site_look(s, site, grid, eph) for s in stations]
 
     def delay(t_tai_s: float) -> float:
+        relayed = not np.any((direct[:, 0] <= t_tai_s) & (t_tai_s < direct[:, 1]))
+        extra_s = processing_delay_s + (relay_extra_delay_s if relayed else 0.0)
         for view in looks:
             if np.interp(t_tai_s, grid, view.elevation_deg) > station_mask_deg:
-                return float(np.interp(t_tai_s, grid, view.light_time_s)) + processing_delay_s
-        return float(np.interp(t_tai_s, grid, looks[0].light_time_s)) + processing_delay_s
+                return float(np.interp(t_tai_s, grid, view.light_time_s)) + extra_s
+        return float(np.interp(t_tai_s, grid, looks[0].light_time_s)) + extra_s
 
     return Hop("earth-lander", delay, windows, outages_tai_s=utc_intervals_to_tai_s(outages_utc),
                loss_probability=loss_probability)
