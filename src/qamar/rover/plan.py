@@ -16,7 +16,7 @@ pixels) is consistent (no path is shorter than the straight line, nor cheaper pe
 the cheapest pixel). The open list is a bucket queue (Dial's algorithm generalised to real
 costs, with reopening; see :func:`_astar`), exact like a binary heap and measured 2x faster
 than a packed 4-ary heap on the 1600 x 1600 benchmark (0.36 s against 0.75 s of CPU, 8-
-connected), because pushes, pops and decrease-keys are O(1). With a set of goal pixels (a PSR
+connected, same kernel otherwise), because pushes, pops and decrease-keys are O(1). With a set of goal pixels (a PSR
 rim) the heuristic is zero (Dijkstra).
 
 Any-angle shortcuts. The grid route is then pulled straight: a vertex is dropped when the
