@@ -39,7 +39,8 @@ COMPLETED; FAILED when the rover reports FAILED or REFUSED, or on a timeout. Tim
   warning is logged: compute windows further ahead.
 
 A report arriving after a timeout still moves the command on (reason keeps ``LATE``). Stages
-never go backwards (a duplicate or out-of-order report is ignored).
+never go backwards (a duplicate or out-of-order report is ignored); the rover's STARTED report
+is archived but moves no stage. Reports are matched to commands by anti-replay number (ARSN).
 """
 
 from __future__ import annotations

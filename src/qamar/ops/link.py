@@ -15,7 +15,8 @@ The Earth <-> lander hop (:func:`earth_lander_hop`) is open when a station sees 
 site above its elevation mask (geometric, light-time corrected: :func:`qamar.comms.visibility.look`
 with the site as target) and the site sees the Earth's centre above its horizon (a constant
 mask or an azimuth -> elevation profile, e.g. from a :class:`~qamar.surface.horizon.HorizonMap`
-pixel), outside outages. Its delay is the one-way light time station <-> site (DE440 through
+pixel; geometric: in the 1.3 s light time the Earth moves < 1 arcsec on the lunar sky), outside
+outages. Its delay is the one-way light time station <-> site (DE440 through
 qamar's ephemeris; about 1.28 s, mission-brief.md sec. 5: 1.19 to 1.36 s) plus a processing
 delay. The light time is tabulated on the window grid and interpolated linearly: the Earth's
 rotation makes it wobble by the Earth's radius (21 ms) once a day, so a 300 s grid is good to
