@@ -204,6 +204,8 @@ def test_rover_hop_range_and_line_of_sight():
     assert got["down"][0][1] == pytest.approx(15_000.0 + 0.05 + 1.28, abs=1.0)
     blocked = lk.range_line_of_sight(position, (0.0, 0.0), 5000.0, line_of_sight=lambda t: t > 20_000.0)
     assert not blocked(10_000.0) and blocked(25_000.0)
+    gone = lk.lander_rover_hop(lambda t: False, poll_s=1.0)  # out of reach for good: still answers quickly
+    assert gone.next_open(0.0) == gone.poll_horizon_s and not gone.is_open(gone.poll_horizon_s)
 
 
 def test_clock_runs_events_in_time_order_without_sleeping():

@@ -131,7 +131,9 @@ class Hop:
     ``windows_tai_s``: (n, 2) sorted intervals when the hop can be open (None: always);
     ``available``: an extra test ``f(t_tai_s) -> bool`` (polled every ``poll_s`` while closed);
     ``outages_tai_s``: (n, 2) intervals when it is closed whatever the geometry;
-    ``loss_probability``: chance that one transmission is lost (0..1).
+    ``loss_probability``: chance that one transmission is lost (0..1);
+    ``poll_horizon_s``: how far one :meth:`next_open` polls a closed callback before handing back
+    a time to look again.
     """
 
     name: str
@@ -141,6 +143,7 @@ class Hop:
     outages_tai_s: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))
     loss_probability: float = 0.0
     poll_s: float = 10.0
+    poll_horizon_s: float = 3600.0
     max_wait_s: float = 400 * 86400.0  # give up looking for an opening this far ahead (the hop stays closed)
 
     def __post_init__(self):
@@ -170,8 +173,13 @@ class Hop:
                 and (self.available is None or bool(self.available(t_tai_s))))
 
     def next_open(self, t_tai_s: float) -> float:
-        """The earliest time >= ``t_tai_s`` when the hop is open; inf if none within ``max_wait_s``."""
+        """The earliest time >= ``t_tai_s`` when the hop is open, or inf if none within ``max_wait_s``.
+
+        A callback is polled at most ``poll_horizon_s`` ahead per call: past that, the time
+        returned is only when to look again (the hop may still be closed then).
+        """
         t, limit = float(t_tai_s), float(t_tai_s) + self.max_wait_s
+        polls = 0
         while t <= limit:
             if self.windows_tai_s is not None and not self._in_window(t):
                 later = self.windows_tai_s[self.windows_tai_s[:, 0] > t, 0]
@@ -185,6 +193,9 @@ class Hop:
                 continue
             if self.available is not None and not self.available(t):
                 t += self.poll_s
+                polls += 1
+                if polls * self.poll_s >= self.poll_horizon_s:
+                    return t
                 continue
             return t
         return NEVER
