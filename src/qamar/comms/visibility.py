@@ -208,7 +208,7 @@ def subtract_intervals(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return intersect_intervals(a, gaps)
 
 
-def _intervals_where_positive(
+def intervals_where_positive(
     t_grid: np.ndarray, values: np.ndarray, evaluate, tol_s: float = _EDGE_TOL_S
 ) -> np.ndarray:
     """Intervals ``(n, 2)`` where a continuous function is > 0, from its grid values.
@@ -263,7 +263,7 @@ def moon_windows(
     t = _grid(start_tdb_s, stop_tdb_s, step_s)
     sky = _Sky(start_tdb_s, stop_tdb_s, ephemeris, dut1_s)
     elevation = sky.look(station, t, None).elevation_deg - min_elev_deg
-    return _intervals_where_positive(t, elevation, lambda x: sky.look(station, x, None).elevation_deg - min_elev_deg)
+    return intervals_where_positive(t, elevation, lambda x: sky.look(station, x, None).elevation_deg - min_elev_deg)
 
 
 @dataclass(frozen=True)
@@ -455,11 +455,11 @@ def _scan(stations, trajectory, start, stop, min_elev_deg, step_s, ephemeris, du
     out = []
     for station in stations:
         grid_look = sky.look(station, epochs, trajectory)
-        above = _intervals_where_positive(
+        above = intervals_where_positive(
             t, grid_look.elevation_deg - min_elev_deg,
             lambda x, s=station: sky.look(s, x, trajectory).elevation_deg - min_elev_deg,
         )
-        clear = _intervals_where_positive(
+        clear = intervals_where_positive(
             t, grid_look.clearance_km, lambda x, s=station: sky.look(s, x, trajectory).clearance_km
         )
         occulted = subtract_intervals(np.array([[start, stop]]), clear)

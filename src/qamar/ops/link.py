@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from qamar.comms.stations import Station
-from qamar.comms.visibility import _intervals_where_positive, look, union_intervals
+from qamar.comms.visibility import intervals_where_positive, look, union_intervals
 from qamar.constants import MOON_RADIUS_KM
 from qamar.ephemeris import Ephemeris
 from qamar.errors import QamarError
@@ -293,7 +293,7 @@ def earth_lander_windows(stations: Sequence[Station], site: LanderSite, start_ta
 
     n = max(2, math.ceil((stop_tai_s - start_tai_s) / step_s) + 1)
     grid = np.linspace(start_tai_s, stop_tai_s, n)
-    parts = [_intervals_where_positive(grid, margin(s)(grid), margin(s)) for s in stations]
+    parts = [intervals_where_positive(grid, margin(s)(grid), margin(s)) for s in stations]
     return union_intervals(np.concatenate(parts)) if parts else np.zeros((0, 2))
 
 
