@@ -111,6 +111,10 @@ class Power(_Section):
     drive_w: float = _default(40.0, "assumption: most of a Pragyan-class 50 W array (mission-brief.md)")
     idle_w: float = _default(15.0, "assumption: avionics, heaters and radio awake, not driving")
     hibernate_w: float = _default(3.0, "assumption: survival heaters and a wake-up timer")
+    charge_efficiency: float = _default(
+        0.95, "assumption: Li-ion cells store about 95 % of the charging energy (about 90 % round trip)")
+    discharge_efficiency: float = _default(
+        0.95, "assumption: Li-ion cells deliver about 95 % of the energy drawn from them (about 90 % round trip)")
 
     @model_validator(mode="after")
     def _check(self) -> Power:
@@ -119,6 +123,9 @@ class Power(_Section):
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         if not 0 <= self.reserve_fraction < 1:
             raise ValueError(f"reserve_fraction must lie in [0, 1), got {self.reserve_fraction}")
+        for name in ("charge_efficiency", "discharge_efficiency"):
+            if not 0 < getattr(self, name) <= 1:
+                raise ValueError(f"{name} must lie in (0, 1], got {getattr(self, name)}")
         return self
 
 
@@ -131,10 +138,13 @@ class Comms(_Section):
         1000.0, "assumption: a short UHF link to the lander (Pragyan relayed through Vikram, mission-brief.md)")
     earth_link: Literal["via_lander", "direct"] = _default(
         "via_lander", "mission-brief.md: the link to Earth goes through the Chang'e-8 lander and Queqiao")
+    max_contact_gap_h: float = _default(
+        24.0, "operations-concept assumption: the rover is in contact (Earth in view) at least once a day; "
+              "VIPER planned routes around Earth blackouts (mission-brief.md)")
 
     @model_validator(mode="after")
     def _check(self) -> Comms:
-        for name in ("rover_antenna_height_m", "lander_antenna_height_m", "lander_range_m"):
+        for name in ("rover_antenna_height_m", "lander_antenna_height_m", "lander_range_m", "max_contact_gap_h"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         return self
