@@ -8,7 +8,12 @@ import numpy as np
 import pytest
 
 from qamar.constants import AU_KM
-from qamar.rover.energy import battery_step, incidence_cos, solar_constant_w_m2, solar_power_w
+from qamar.rover.energy import (
+    battery_step,
+    incidence_cos,
+    solar_constant_w_m2,
+    solar_power_w,
+)
 from qamar.rover.model import Solar
 
 S_1AU = 1361.0  # W/m2, Kopp & Lean (2011)
