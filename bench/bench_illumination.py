@@ -9,7 +9,7 @@ process, so its peak RSS is its own; the compiled kernels come from numba's on-d
 loaded by a two-pixel call before the clock starts:
 
 - ``file``: ``illumination_maps`` reading the horizon GeoTIFF 64 rows at a time (as the CLI
-  does): wall time, CPU time and peak RSS;
+  does; the next strip is read while the kernel runs): wall time, CPU time and peak RSS;
 - ``memory``: the horizon map read whole first (1.7 GB of int16), then only the kernel timed.
 
 Without a full horizon map (computing it takes hours on this machine today), ``--rows-sample K``
@@ -17,7 +17,9 @@ computes the horizons of K evenly spaced full rows (cached too) and times those 
 one-row DEM; the table then gives the time per pixel-sample and scales it to the full grid
 (an estimate: rows differ in how often the Sun grazes their horizons).
 
-Run: QAMAR_DATA_DIR=../shared/data python bench/bench_illumination.py [--horizon H.tif] [--rows-sample 24]
+``--no-write`` prints the table without writing docs/benchmarks.md.
+
+Run: QAMAR_DATA_DIR=../shared/data python bench/bench_illumination.py [--horizon H.tif] [--rows-sample 24] [--no-write]
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import machine_line, write_section  # noqa: E402
+from bench.common import machine_line, write_section
 
 START, STOP, STEP_H = "2024-01-01", "2025-01-01", 1.0
 OBSERVER_M, N_AZ, MAX_KM = 0.0, 360, 150.0
@@ -66,7 +68,7 @@ def _compute_horizon(path: Path, rows: list[int] | None) -> None:
 
     dem, far = _dem(), read_dem(data.path("dem_south_pole_far"))
     path.parent.mkdir(parents=True, exist_ok=True)
-    kwargs = dict(far_dem=far, n_azimuths=N_AZ, max_distance_km=MAX_KM, observer_height_m=OBSERVER_M)
+    kwargs = {"far_dem": far, "n_azimuths": N_AZ, "max_distance_km": MAX_KM, "observer_height_m": OBSERVER_M}
     if rows is None:
         hmap = compute_horizon(dem, **kwargs)
     else:
@@ -125,6 +127,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--horizon", type=Path, help="horizon map of the whole DEM (360 az, 150 km, observer 2 m)")
     parser.add_argument("--rows-sample", type=int, default=0, help="time K evenly spaced rows only")
+    parser.add_argument("--no-write", action="store_true", help="print the table, do not write docs/benchmarks.md")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--rows", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -154,13 +157,13 @@ def main() -> None:
         machine_line() + f" Load average when started: {load[0]:.1f} (the machine is shared; CPU time is the "
         "steadier figure).",
         "",
-        f"**Problem.** {START} to {STOP} at {STEP_H:g} h ({runs[0]['samples']} samples), the 240 m LOLA south-pole "
+        (f"**Problem.** {START} to {STOP} at {STEP_H:g} h ({runs[0]['samples']} samples), the 240 m LOLA south-pole "
         f"DEM, horizon map of {N_AZ} azimuths to {MAX_KM:g} km with the far DEM, observer {OBSERVER_M:g} m: per pixel "
         "the disc-weighted sunlit fraction, Earth in view, both, and the longest night "
-        "(qamar.surface.illumination.illumination_maps, numba, 2 threads). Goal: under 60 s, peak memory under 4 GB.",
+        "(qamar.surface.illumination.illumination_maps, numba, 2 threads). Goal: under 60 s, peak memory under 4 GB."),
         "",
-        "| horizon input | pixels | wall s | CPU s | ns CPU per pixel-sample | full grid, wall s | peak RSS GB | "
-        "mean sunlit | mean Earth |",
+        ("| horizon input | pixels | wall s | CPU s | ns CPU per pixel-sample | full grid, wall s | peak RSS GB | "
+        "mean sunlit | mean Earth |"),
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in runs:
@@ -171,12 +174,15 @@ def main() -> None:
             what = f"{len(rows)} sampled rows (scaled)"
         lines.append(f"| {what} | {r['pixels']:,} | {r['wall_s']:.1f} | {r['cpu_s']:.1f} | {per:.1f} | {full:.0f} | "
                      f"{r['peak_rss_gb']:.2f} | {r['sun_mean']:.3f} | {r['earth_mean']:.3f} |")
-    lines += ["", "Method: the kernel bisects each pixel's year into intervals that are provably all lit or all dark "
-              "(bounds on the elevation's curvature and the azimuth sector; see the module docstring) and evaluates "
-              "samples one by one only near the horizon; the result equals a sample-by-sample evaluation (tested)."]
+    lines += ["", ("Method: per pixel and azimuth bin, thresholds on the sine of the body's latitude (a time-only "
+              "quantity) above which the body is wholly visible and below which wholly hidden (for a polar pixel its "
+              "azimuth is its longitude relative to the pixel's, to a bound); blocks of 64 and 16 samples, then "
+              "single samples, are decided from them and only the rest (near the horizon) is evaluated exactly; see "
+              "the module docstring. The result equals a sample-by-sample evaluation (tested).")]
     md = "\n".join(lines)
     print(md)
-    print("wrote", write_section("illumination", md))
+    if not args.no_write:
+        print("wrote", write_section("illumination", md))
 
 
 if __name__ == "__main__":

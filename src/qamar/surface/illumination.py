@@ -49,7 +49,7 @@ for a sample in g (those within E plus the disc's azimuth half-width of the bin)
 thresholds on ``w = sin(phi) s``, linear in the time-only quantity s, above which every
 such sample is wholly visible and below which it is wholly hidden. Blocks of 64 samples
 compare their range of s with the extremes of the thresholds over the groups their range of
-``alpha`` touches (runs of 8 groups), undecided blocks split into blocks of 8 (single groups),
+``alpha`` touches (runs of 8 groups), undecided blocks split into blocks of 16 (single groups),
 then single samples are compared with their own group's thresholds; the rest (near the horizon:
 about 5 % of the Sun's samples on the south-pole grid, half of them partly hidden discs) are
 evaluated with the exact formulas above. Every bound carries a margin of 1e-7 rad over the exact
@@ -61,6 +61,7 @@ poles the azimuth bound E grows and the tables decide less (correct, slower).
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -90,7 +91,7 @@ _TWO_PI = 2.0 * math.pi
 _CDEG_TO_RAD = math.pi / 18000.0
 # Decisions run on blocks of _BLOCKS[0] samples, undecided ones on blocks of _BLOCKS[1], then on
 # single samples; top-level blocks read the extremes of runs of _COARSE azimuth groups.
-_BLOCKS = (64, 8)
+_BLOCKS = (64, 16)
 _COARSE = 8
 # Margin (rad) of every decision over the exact path's own approximations (elevation to 1e-9 rad,
 # azimuth to 2e-8 rad, see _asin and _azimuth) and rounding.
@@ -913,7 +914,8 @@ def sample_sums(
     """Per pixel (float64 (ny, nx), NaN without data): sums over the samples of the Sun's
     visible fraction, of Earth in view and of their product, and the longest run of samples
     with no Sun. Without ``with_earth`` the Earth sums are left undefined. The horizon map
-    must fit (see :func:`check_horizon_fits`); a path is read ``rows_per_block`` rows at a time.
+    must fit (see :func:`check_horizon_fits`); a path is read ``rows_per_block`` rows at a time,
+    the next block while the kernel runs on the current one (two blocks in memory).
     """
     n_az = _horizon_grid(horizon)[3]
     lat, lon = pixel_lat_lon(dem)
@@ -930,11 +932,21 @@ def sample_sums(
     earth_reach = _track_reach(earth_km) if with_earth else np.zeros(6)
     ny, nx = dem.shape
     sums = [np.empty((ny, nx)) for _ in range(4)]
-    with tqdm(total=ny, desc=desc, unit="row", disable=not progress) as bar:
+
+    def rows(r0: int) -> np.ndarray:
+        r1 = min(ny, r0 + rows_per_block)
+        if isinstance(horizon, HorizonMap):
+            return horizon.elev_cdeg[r0:r1]
+        return read_horizon(horizon, window=Window(0, r0, nx, r1 - r0)).elev_cdeg
+
+    # a file is read one block ahead in a thread: GDAL's decoding and the kernel release the GIL
+    with tqdm(total=ny, desc=desc, unit="row", disable=not progress) as bar, ThreadPoolExecutor(1) as reader:
+        ahead = reader.submit(rows, 0)
         for r0 in range(0, ny, rows_per_block):
-            r1 = min(ny, r0 + rows_per_block)
-            block = (horizon.elev_cdeg[r0:r1] if isinstance(horizon, HorizonMap)
-                     else read_horizon(horizon, window=Window(0, r0, nx, r1 - r0)).elev_cdeg)
+            block = ahead.result()
+            if r0 + rows_per_block < ny:
+                ahead = reader.submit(rows, r0 + rows_per_block)
+            r1 = r0 + block.shape[0]
             _illumination_rows(block, lat_rad[r0:r1], lon_rad[r0:r1], r_km[r0:r1], sun_km, sun_rad, sun_tab, sun_reach,
                                earth_km, earth_tab, earth_reach, *(s[r0:r1] for s in sums))
             bar.update(r1 - r0)
