@@ -87,3 +87,27 @@ def test_bad_rover_file(dem_path, tmp_path):
     rover.write_text("mobility:\n  speed_m_per_s: 0\n")
     result = _plan(dem_path, tmp_path, _point(dem_path, (5, 5)), _point(dem_path, (75, 95)), "--rover", str(rover))
     assert result.exit_code == 2 and "mobility" in result.output and "speed_m_per_s must be positive" in result.output
+
+
+def test_spatiotemporal_plan_writes_timed_outputs(dem_path, tmp_path):
+    # 2028-06-17: the site (5.8 km from the pole) is lit with the Earth in view; a rover of 5 cm/s (Yutu-2 drove up to 200 m/h)
+    rover = tmp_path / "rover.yaml"
+    rover.write_text("mobility:\n  speed_m_per_s: 0.05\n")
+    result = _plan(dem_path, tmp_path, _point(dem_path, (5, 5)), _point(dem_path, (75, 95)), "--spatiotemporal",
+                   "--start", "2028-06-17T00:00:00Z", "--days", "2", "--step-h", "1", "--horizon-km", "1",
+                   "--rover", str(rover), "--timeline", str(tmp_path / "timeline.png"))
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "route.json").read_text())
+    for key in ("feasible", "length_m", "duration_h", "max_slope_deg", "min_battery_wh", "arrival_utc", "waits",
+                "hibernating_h", "reserve_wh"):
+        assert key in summary
+    assert summary["min_battery_wh"] >= summary["reserve_wh"]
+    assert summary["max_slope_deg"] <= 20.0
+    rows = list(csv.DictReader((tmp_path / "route.csv").open()))
+    assert rows[0]["utc"] == "2028-06-17T00:00:00Z" and rows[-1]["utc"] == summary["arrival_utc"]
+    assert (tmp_path / "timeline.png").stat().st_size > 0
+
+
+def test_spatiotemporal_needs_a_start(dem_path, tmp_path):
+    result = _plan(dem_path, tmp_path, _point(dem_path, (5, 5)), _point(dem_path, (75, 95)), "--spatiotemporal")
+    assert result.exit_code == 2 and "--start" in result.output

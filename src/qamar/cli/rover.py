@@ -43,8 +43,24 @@ def rover_plan(
     psr: Annotated[Path | None, typer.Option(help="PSR raster of this DEM (`qamar surface psr`)")] = None,
     psr_mode: Annotated[str, typer.Option(help="PSRs as 'hazard' (kept out) or 'target' (drivable)")] = "hazard",
     connectivity: Annotated[int, typer.Option(help="grid moves: 8 or 16 (with knight's moves)")] = 16,
+    start_utc: Annotated[str | None, typer.Option("--start", help="UTC start of a spatiotemporal plan "
+                                                                  "(e.g. 2028-06-01T00:00:00Z)")] = None,
+    spatiotemporal: Annotated[bool, typer.Option("--spatiotemporal", help="plan over position, time and battery "
+                                                                          "with Sun and Earth from horizon maps")] = False,
+    step_h: Annotated[float, typer.Option(help="time step of the spatiotemporal plan (h)")] = 1.0,
+    days: Annotated[float, typer.Option(help="span of the spatiotemporal plan (days)")] = 14.0,
+    plan_factor: Annotated[int | None, typer.Option(help="planning block size in DEM pixels (default: at most "
+                                                         "160 blocks a side)")] = None,
+    haven_h: Annotated[float, typer.Option(help="hours the rover must then be able to stay at the goal "
+                                                "(a lit safe haven); 0: no such demand")] = 0.0,
+    far_dem: Annotated[Path | None, typer.Option(help="DEM of the wider region for distant horizons "
+                                                      "(same CRS)")] = None,
+    horizon_km: Annotated[float, typer.Option(help="horizon search distance (km)")] = 150.0,
+    timeline: Annotated[Path | None, typer.Option(help="PNG of battery, array power and Earth contact "
+                                                       "(spatiotemporal)")] = None,
 ) -> None:
-    """Plan the cheapest static route between two points (or to a PSR rim) on a DEM."""
+    """Plan the cheapest static route between two points (or to a PSR rim) on a DEM, or with
+    --spatiotemporal the earliest feasible arrival as the Sun and Earth move."""
     from qamar.rover.model import load_rover
     from qamar.rover.plan import plan_route
     from qamar.rover.traverse import cost_map
@@ -57,6 +73,10 @@ def rover_plan(
     grid = read_dem(dem)
     costs = cost_map(grid, spec, max_slope_deg=max_slope_deg, craters=craters, keep_out=keep_out, psr=psr,
                      psr_mode=psr_mode)
+    if spatiotemporal or start_utc is not None:
+        _plan_spacetime(grid, costs, spec, start_ll, goal_ll, start_utc, spatiotemporal, step_h, days, plan_factor,
+                        haven_h, far_dem, horizon_km, dem, out, summary, csv, timeline)
+        return
     route = plan_route(costs, start_ll, goal_ll, spec, connectivity=connectivity)
     document = {**route.summary(), "dem": str(dem), "rover": spec.name, "max_slope_limit_deg": costs.max_slope_deg,
                 "craters_kept_out": len(costs.craters), "assumptions": spec.assumptions()}
@@ -68,3 +88,44 @@ def rover_plan(
     route.write_csv(csv_path)
     typer.echo(f"route {route.length_m:.0f} m, {route.duration_h:.1f} h at {spec.mobility.speed_m_per_s * 100:g} cm/s, "
                f"steepest {route.max_slope_deg:.1f} deg, {route.rows.size} vertices; wrote {out}, {csv_path}, {summary}")
+
+
+def _plan_spacetime(grid, costs, spec, start_ll, goal_ll, start_utc, spatiotemporal, step_h, days, plan_factor,
+                    haven_h, far_dem, horizon_km, dem, out, summary, csv, timeline) -> None:
+    """The --spatiotemporal branch of ``rover plan``: light, plan, route.json, GeoJSON, CSV, PNG."""
+    from qamar.rover.spacetime import (
+        auto_factor,
+        plan_spacetime,
+        plot_timeline,
+        site_light,
+    )
+    from qamar.surface.maps import write_json
+    from qamar.surface.terrain import read_dem
+
+    if not spatiotemporal:
+        raise ModelConfigError("--start sets the start of a spatiotemporal plan: add --spatiotemporal")
+    if start_utc is None:
+        raise ModelConfigError("--spatiotemporal needs --start, a UTC time such as 2028-06-01T00:00:00Z")
+    if goal_ll is None:
+        raise ModelConfigError(f"--spatiotemporal needs a goal point --to LAT,LON ('{PSR_RIM}' is static only)")
+    factor = plan_factor or auto_factor(grid.shape)
+    plan_grid, light = site_light(grid, spec, start_utc, days, step_h, factor,
+                                  far_dem=read_dem(far_dem) if far_dem else None, max_distance_km=horizon_km)
+    result = plan_spacetime(costs, light, start_ll, goal_ll, spec, factor=factor, start_utc=start_utc,
+                            haven_h=haven_h)
+    document = {**result.summary(), "dem": str(dem), "rover": spec.name, "days": days,
+                "max_slope_limit_deg": costs.max_slope_deg, "craters_kept_out": len(costs.craters),
+                "max_contact_gap_h": spec.comms.max_contact_gap_h, "assumptions": spec.assumptions()}
+    write_json(document, summary)
+    if not result.feasible:
+        fail(f"{result.reason} (written to {summary})")
+    result.route.write_geojson(out, {"rover": spec.name, "start_utc": start_utc,
+                                     "arrival_utc": document["arrival_utc"]})
+    csv_path = csv or out.with_suffix(".csv")
+    result.write_csv(csv_path, plan_grid)
+    if timeline is not None:
+        plot_timeline(result, timeline)
+    typer.echo(f"arrives {document['arrival_utc']} ({document['arrival_h']:.1f} h: {document['driving_h']:.1f} h "
+               f"driving, {document['waiting_h'] + document['hibernating_h']:.1f} h waiting), "
+               f"{result.route.length_m:.0f} m, battery >= {document['min_battery_wh']:.1f} Wh; wrote {out}, "
+               f"{csv_path}, {summary}" + (f", {timeline}" if timeline else ""))

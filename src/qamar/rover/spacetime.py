@@ -455,6 +455,9 @@ def _waits(s: Schedule) -> list[dict]:
             while j + 1 < n and s.action[j + 1] in ("wait", "hibernate"):
                 j += 1
             hib = sum(s.t_h[m] - s.t_h[m - 1] for m in range(i, j + 1) if s.action[m] == "hibernate")
+            if s.t_h[j] - s.t_h[i - 1] < 1e-6:  # a drive that ended on a step boundary
+                i = j + 1
+                continue
             out.append({"row": int(s.rows[i]), "col": int(s.cols[i]), "from_h": round(float(s.t_h[i - 1] - s.t_h[0]), 4),
                         "hours": round(float(s.t_h[j] - s.t_h[i - 1]), 4), "hibernating_h": round(float(hib), 4),
                         "battery_after_wh": round(float(s.battery_wh[j]), 3)})
@@ -604,7 +607,9 @@ def _refine(costs: CostMap, schedule: Schedule, ends: list, factor: int, speed: 
     through the plan's pixels (factor 1)."""
     if factor == 1:
         moved = np.concatenate(([True], (np.diff(schedule.rows) != 0) | (np.diff(schedule.cols) != 0)))
-        return route_from_pixels(costs, schedule.rows[moved], schedule.cols[moved], speed)
+        route = route_from_pixels(costs, schedule.rows[moved], schedule.cols[moved], speed)
+        route.grid_cost = float(route.cum_cost[-1])
+        return route
     corridor = np.zeros((schedule.rows.max() + 3, schedule.cols.max() + 3), bool)
     corridor[schedule.rows + 1, schedule.cols + 1] = True
     corridor = scipy.ndimage.binary_dilation(corridor, np.ones((3, 3), bool))[1:, 1:]
@@ -616,4 +621,62 @@ def _refine(costs: CostMap, schedule: Schedule, ends: list, factor: int, speed: 
     path = shortest_path(w_fine, ends[0], ends[1], 16)
     if not path.rows.size:
         return None
-    return route_from_pixels(costs, path.rows, path.cols, speed)
+    route = route_from_pixels(costs, path.rows, path.cols, speed)
+    route.grid_cost, route.expanded = path.cost, path.expanded
+    return route
+
+
+def site_light(dem: Dem, rover: RoverSpec, start_utc: str, days: float, step_h: float, factor: int, *,
+               far_dem: Dem | None = None, max_distance_km: float = 150.0) -> tuple[Dem, LightGrid]:
+    """The planning grid (``dem`` in factor x factor blocks; ``dem`` itself for 1) and its
+    light over ``days`` from ``start_utc`` in steps of ``step_h``: the horizon map of the
+    planning grid (terrain to ``max_distance_km``, beyond ``dem`` from ``far_dem``; sites at
+    the rover's antenna height), DE440 Sun and Earth tracks and :func:`light_grid`.
+    Raises ModelConfigError for bad settings, EpochOutOfRangeError outside DE440.
+    """
+    from qamar.surface.horizon import coarse_dem, compute_horizon
+    from qamar.surface.illumination import body_tracks, epochs_tdb_s
+    from qamar.time import tdb_s_to_utc, utc_to_tdb_s
+
+    if factor < 1:
+        raise ModelConfigError(f"the planning factor must be 1 or more pixels, got {factor}")
+    if not days > 0:
+        raise ModelConfigError(f"--days must be positive, got {days}")
+    grid = dem if factor == 1 else coarse_dem(dem, factor)
+    horizon = compute_horizon(grid, far_dem=far_dem, max_distance_km=max_distance_km, progress=False,
+                              observer_height_m=rover.comms.rover_antenna_height_m, allow_holes=True)
+    stop_utc = tdb_s_to_utc(float(utc_to_tdb_s(start_utc)) + days * 86400.0, 0)
+    tracks = body_tracks(epochs_tdb_s(start_utc, stop_utc, step_h))
+    return grid, light_grid(grid, horizon, tracks, rover)
+
+
+def auto_factor(shape: tuple[int, int], max_cells: int = 160) -> int:
+    """The smallest block size giving a planning grid of at most ``max_cells`` per side (160: the
+    14-day, 1 h benchmark on the 1600 x 1600 ridge DEM runs in seconds)."""
+    return max(1, math.ceil(max(shape) / max_cells))
+
+
+def plot_timeline(result: SpacetimeResult, path: str | Path) -> Path:
+    """PNG of battery (with the reserve), array power and Earth contact along the plan."""
+    from matplotlib.figure import Figure
+
+    s = result.schedule
+    hours = s.t_h - s.t_h[0]
+    fig = Figure(figsize=(9, 5.5))
+    ax1, ax2, ax3 = fig.subplots(3, 1, sharex=True, gridspec_kw={"height_ratios": [3, 2, 1]})
+    ax1.plot(hours, s.battery_wh, color="tab:blue")
+    ax1.axhline(result.reserve_wh, color="tab:red", ls="--", lw=1, label="reserve")
+    for w in _waits(s):
+        ax1.axvspan(w["from_h"], w["from_h"] + w["hours"], color="0.85", lw=0)
+    ax1.set_ylabel("battery (Wh)")
+    ax1.legend(loc="lower left")
+    ax1.set_title(f"rover plan from {result.start_utc or 't0'} (grey: waiting or hibernating)")
+    ax2.step(hours, s.solar_w, where="pre", color="tab:orange")
+    ax2.set_ylabel("array power (W)")
+    ax3.step(hours, s.contact.astype(int), where="pre", color="tab:green")
+    ax3.set_ylabel("Earth")
+    ax3.set_yticks([0, 1], ["no", "yes"])
+    ax3.set_xlabel("hours from start")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    return Path(path)
