@@ -495,8 +495,9 @@ def _group_tables(row_cdeg, pad_rad, cs, lit_x, dark_x, v_lo, v_hi, g_first, cou
     (int16 centi-degrees) index the elevation thresholds ``lit_x``/``dark_x`` (in the sine of
     the geocentric elevation X, see :func:`_track_table`); X = cs c cos(beta~) + u_z s with
     c cos(beta~) within [v_lo[g], v_hi[g]]. So the body is wholly visible where
-    w = u_z s > lit_w[g] and wholly hidden where w < dark_w[g]. ``lit_c``/``dark_c`` get the
-    extremes over runs of _COARSE groups."""
+    w = u_z s > lit_w[g] and wholly hidden where w < dark_w[g]. ``lit_c``/``dark_c`` (4, m) get
+    the extremes over runs of 1, 2, 4, 8 coarse groups (_COARSE groups each, counted over two
+    turns) from each coarse group, for :func:`_coarse_extremes`."""
     naz = row_cdeg.size
     scale = naz / _TWO_PI
     k_lo = math.floor(-pad_rad * scale)
@@ -506,8 +507,8 @@ def _group_tables(row_cdeg, pad_rad, cs, lit_x, dark_x, v_lo, v_hi, g_first, cou
         for j in range(naz):
             all_hi = max(all_hi, row_cdeg[j])
             all_lo = min(all_lo, row_cdeg[j])
-    lit_c[:] = -math.inf
-    dark_c[:] = math.inf
+    lit_c[0] = -math.inf
+    dark_c[0] = math.inf
     top_lit, bottom_dark = -math.inf, math.inf
     g = g_first
     for _ in range(count):
@@ -528,12 +529,38 @@ def _group_tables(row_cdeg, pad_rad, cs, lit_x, dark_x, v_lo, v_hi, g_first, cou
         lit_w[g] = lw
         dark_w[g] = dw
         c = g // _COARSE
-        lit_c[c] = max(lit_c[c], lw)
-        dark_c[c] = min(dark_c[c], dw)
+        lit_c[0, c] = max(lit_c[0, c], lw)
+        dark_c[0, c] = min(dark_c[0, c], dw)
         top_lit = max(top_lit, lw)
         bottom_dark = min(bottom_dark, dw)
         g = g + 1 if g < naz - 1 else 0
+    n_c = -(-naz // _COARSE)
+    lit_c[0, n_c:2 * n_c] = lit_c[0, :n_c]
+    dark_c[0, n_c:2 * n_c] = dark_c[0, :n_c]
+    for level in range(1, 4):
+        half = 1 << (level - 1)
+        for c in range(2 * n_c):
+            nxt = min(c + half, 2 * n_c - 1)
+            lit_c[level, c] = max(lit_c[level - 1, c], lit_c[level - 1, nxt])
+            dark_c[level, c] = min(dark_c[level - 1, c], dark_c[level - 1, nxt])
     return top_lit, bottom_dark
+
+
+@njit(cache=True, fastmath=False, nogil=True, inline="always")
+def _coarse_extremes(j0, n, naz, lit_c, dark_c):
+    """(max lit, min dark) over the coarse groups holding the n groups from group j0 (cyclic),
+    from the sparse tables of :func:`_group_tables` (two overlapping runs); more than 8 coarse
+    groups give (inf, -inf), which decides nothing."""
+    j1 = j0 + n - 1
+    n_c = -(-naz // _COARSE)
+    c0 = j0 // _COARSE
+    c1 = j1 // _COARSE if j1 < naz else n_c + (j1 - naz) // _COARSE
+    span = c1 - c0 + 1
+    if span > 8:
+        return math.inf, -math.inf
+    level = (span >= 2) + (span >= 4) + (span >= 8)  # floor(log2(span)): two windows of 2^level cover it
+    c2 = c1 + 1 - (1 << level)
+    return max(lit_c[level, c0], lit_c[level, c2]), min(dark_c[level, c0], dark_c[level, c2])
 
 
 @njit(cache=True, fastmath=False, nogil=True, inline="always")
@@ -554,25 +581,19 @@ def _block_state(blk, i, sigma, off, uz, naz, lit_w, dark_w, lit_c, dark_c, coar
     left = int(np.floor(b_hi * scale) - q0) + 1
     if left >= naz:
         lit, dark = top_lit, bottom_dark
+    elif coarse:
+        lit, dark = _coarse_extremes(_wrap(q0, naz), left, naz, lit_c, dark_c)
+        lit, dark = min(lit, top_lit), max(dark, bottom_dark)
     else:
         lit, dark = -math.inf, math.inf
         j = _wrap(q0, naz)
         while left > 0:
-            if coarse:
-                c = j // _COARSE
-                lit = max(lit, lit_c[c])
-                dark = min(dark, dark_c[c])
-                step = min((c + 1) * _COARSE, naz) - j
-            else:
-                lit = max(lit, lit_w[j])
-                dark = min(dark, dark_w[j])
-                step = 1
+            lit = max(lit, lit_w[j])
+            dark = min(dark, dark_w[j])
             if lit >= w_lo and dark <= w_hi:
                 return -1
-            left -= step
-            j += step
-            if j >= naz:
-                j = 0
+            left -= 1
+            j = j + 1 if j < naz - 1 else 0
     if w_lo > lit:
         return 1
     if w_hi < dark:
@@ -631,12 +652,13 @@ def _track_segments(tab, p_km, disc_rad, disc_max, reach, lat_rad, lon_rad, b, r
             if state >= 0:
                 nseg = _push(seg_start, seg_state, nseg, m0, state)
                 continue
-            for k in range(m0, min(nt, m0 + t2)):
+            for k in range(m0, min(nt, m0 + t2)):  # no branches on the outcome
                 j = _wrap(np.floor((sigma * alpha[k] + off) * scale), naz)
                 w = uz * s[k]
-                values[k] = 1.0 if w > lit_w[j] else 0.0
+                lw = lit_w[j]
+                values[k] = np.float64(w > lw)
                 todo[n_todo] = k
-                n_todo += not (w > lit_w[j] or w < dark_w[j])
+                n_todo += (w <= lw) & (w >= dark_w[j])
             nseg = _push(seg_start, seg_state, nseg, m0, 2)
     for i in range(n_todo):  # the undecided samples, exactly
         k = todo[i]
@@ -669,8 +691,8 @@ def _illumination_rows(elev_cdeg, lat_rad, lon_rad, r_km, sun_km, sun_rad, sun_t
         h = np.empty(naz + 1)
         lit_w = np.empty(naz)
         dark_w = np.empty(naz)
-        lit_c = np.empty(naz // _COARSE + 1)
-        dark_c = np.empty(naz // _COARSE + 1)
+        lit_c = np.empty((4, 2 * (-(-naz // _COARSE))))
+        dark_c = np.empty((4, 2 * (-(-naz // _COARSE))))
         b = np.empty(9)
         seg_s = np.empty(nt + 1, np.int64)
         state_s = np.empty(nt + 1, np.int8)
