@@ -1,10 +1,14 @@
 """Horizon maps: qamar vs GRASS GIS r.horizon on the 1536 x 1536 240 m south-pole DEM.
 
-Both get the same DEM (no far DEM), the same search distance and, for qamar, all 360
-azimuths. GRASS r.horizon is single-threaded and takes roughly 12-15 s per direction here,
-so 360 directions would take over an hour: it is timed at a few direction counts in the same
-run (``--grass-directions``), the time is fitted as a + b * n (showing it is linear in the
-number of directions), and the fit is extrapolated to 360. qamar runs all 360 azimuths.
+Both get the same DEM and search distance; qamar also reads the coarse far DEM
+(``dem_south_pole_far``) beyond the fine DEM's edge (``--no-far`` to drop it), i.e. it does
+more work than GRASS. qamar computes all 360 azimuths with its default method, the sweep
+(``method="sweep"``: 360 grid directions swept along lines of pixels with an upper convex
+hull, interpolated to each pixel's true azimuths). GRASS r.horizon is single-threaded and
+takes roughly 12-15 s per direction here, so 360 directions would take over an hour: it is
+timed at a few direction counts in the same run (``--grass-directions``), the time is
+fitted as a + b * n (showing it is linear in the number of directions), and the fit is
+extrapolated to 360.
 
 Values are compared qualitatively: GRASS drops distant terrain by d^2/2R with Earth's radius
 (6371 km) instead of the Moon's (1737.4 km), so its horizons are too high by about
@@ -12,8 +16,9 @@ d (1/R_moon - 1/R_earth)/2 for a horizon at distance d (1.2 deg at 100 km); its 
 are geographic (counter-clockwise from local east, so azimuth = 90 - direction; a check by
 hand against profiles along the map axes agrees); its edge cells read -90 deg.
 
-Also reported: qamar's sampling error, its default ray steps against one-pixel steps
-everywhere (``step_fraction=0``) on a few rows.
+Also reported: the sweep's error against qamar's exact ray method (``method="exact"``,
+great circles on the sphere) with its default steps and with one-pixel steps
+(``step_fraction=0``), over all azimuths of the pixels of a few random 8 x 8 windows.
 
 Run: QAMAR_DATA_DIR=../shared/data python bench/bench_horizon.py [--grass-directions 8,36]
 Needs Debian's grass-core (``apt-get install grass-core``) for the GRASS part.
@@ -106,13 +111,33 @@ def compare_values(dem, hmap, gisdb: Path, n: int, workdir: Path) -> list[str]:
     return lines
 
 
+def sweep_accuracy(dem, hmap, kwargs: dict, n_windows: int) -> list[str]:
+    """Table rows: sweep minus exact (deg) over all azimuths of the pixels of ``n_windows``
+    random 8 x 8 windows, for the exact method's default steps and one-pixel steps."""
+    origins = np.random.default_rng(1).integers(0, np.array(dem.shape) - 8, (n_windows, 2))
+    rows = []
+    for step_fraction, label in ((1.0 / 128.0, "default steps (1/128 of the distance)"), (0.0, "one-pixel steps")):
+        d = np.concatenate([
+            (hmap.elev_cdeg[r:r + 8, c:c + 8].astype(np.int32)
+             - compute_horizon(dem, window=Window(c, r, 8, 8), progress=False, method="exact",
+                               step_fraction=step_fraction, **kwargs).elev_cdeg).ravel() / 100.0
+            for r, c in origins])
+        a = np.abs(d)
+        rows.append(f"| exact, {label} | {d.size} | {a.max():.2f} | {np.percentile(a, 99.9):.2f} | "
+                    f"{np.percentile(a, 99):.2f} | {a.mean():.3f} | {d.mean():+.3f} |")
+        print(rows[-1])
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--grass-directions", default="2,6,12",
                         help="direction counts to time GRASS at (divisors of 360), e.g. 8,36 on a quiet machine")
     parser.add_argument("--azimuths", type=int, default=360)
     parser.add_argument("--max-distance-km", type=float, default=150.0)
-    parser.add_argument("--accuracy-rows", type=int, default=6, help="rows for the sampling-error check (0: skip)")
+    parser.add_argument("--accuracy-windows", type=int, default=12,
+                        help="random 8 x 8 windows for the sweep-vs-exact check (0: skip)")
+    parser.add_argument("--no-far", action="store_true", help="do not give qamar the far DEM")
     parser.add_argument("--no-grass", action="store_true")
     parser.add_argument("--no-write", action="store_true", help="print the table, do not touch docs/benchmarks.md")
     args = parser.parse_args()
@@ -120,27 +145,17 @@ def main() -> None:
 
     dem_path = data.path("dem_south_pole_240m")
     dem = read_dem(dem_path)
-    compute_horizon(dem, n_azimuths=8, max_distance_km=5.0, window=Window(0, 0, 4, 2), progress=False)  # compile
+    far = None if args.no_far else read_dem(data.path("dem_south_pole_far"))
+    kwargs = {"far_dem": far, "n_azimuths": args.azimuths, "max_distance_km": args.max_distance_km}
+    for method in ("sweep", "exact"):  # compile
+        compute_horizon(dem, n_azimuths=8, max_distance_km=5.0, window=Window(0, 0, 4, 2), progress=False,
+                        method=method)
 
     cpu0, t0 = time.process_time(), time.perf_counter()
-    hmap = compute_horizon(dem, n_azimuths=args.azimuths, max_distance_km=args.max_distance_km)
+    hmap = compute_horizon(dem, **kwargs)
     q_wall, q_cpu = time.perf_counter() - t0, time.process_time() - cpu0
     print(f"qamar {args.azimuths} azimuths: {q_wall:.1f} s wall, {q_cpu:.1f} s CPU")
-
-    accuracy = ""
-    if args.accuracy_rows:
-        win = Window(0, 760 - args.accuracy_rows // 2, dem.shape[1], args.accuracy_rows)
-        dense = compute_horizon(dem, n_azimuths=args.azimuths, max_distance_km=args.max_distance_km,
-                                step_fraction=0.0, window=win, progress=False)
-        diff = (hmap.elev_cdeg[int(win.row_off):int(win.row_off) + args.accuracy_rows].astype(np.int32)
-                - dense.elev_cdeg) / 100.0
-        inner = diff[:, 64:-64]
-        accuracy = (f"qamar's default steps (1 px to 30.7 km, then 1/128 of the distance) against 1-px steps to "
-                    f"{args.max_distance_km:.0f} km, {args.accuracy_rows} rows through the pole, "
-                    f"{args.azimuths} azimuths: mean {inner.mean():+.3f} deg, |diff| p99 "
-                    f"{np.percentile(np.abs(inner), 99):.2f} deg, max {np.abs(inner).max():.2f} deg "
-                    f"(sampling can only miss terrain, so the default is never higher).")
-        print(accuracy)
+    accuracy = sweep_accuracy(dem, hmap, kwargs, args.accuracy_windows) if args.accuracy_windows else []
 
     grass_rows, value_lines = [], []
     workdir = Path(tempfile.mkdtemp(prefix="bench_horizon_"))
@@ -155,9 +170,10 @@ def main() -> None:
         "## Horizon map (1536 x 1536, 240 m, south pole)",
         "",
         machine_line(),
-        (f"Same DEM (no far DEM), search distance {args.max_distance_km:.0f} km. qamar: all "
-         f"{args.azimuths} azimuths, compiled, parallel on all cores. GRASS GIS r.horizon "
-         "(Debian grass-core, single-threaded) timed at the direction counts below in the same run."),
+        (f"Same DEM, search distance {args.max_distance_km:.0f} km. qamar: all {args.azimuths} azimuths, "
+         f"sweep method, {'no far DEM' if far is None else 'with the far DEM beyond the fine one'}, compiled, "
+         "parallel on all cores. GRASS GIS r.horizon (Debian grass-core, single-threaded, no far DEM) timed at "
+         "the direction counts below in the same run."),
         "",
         "| tool | directions | wall s | CPU s |",
         "|---|---|---|---|",
@@ -190,7 +206,10 @@ def main() -> None:
                   "| GRASS direction | pixels | median | p5 | p95 | within 0.5 deg |", "|---|---|---|---|---|---|",
                   *value_lines]
     if accuracy:
-        lines += ["", "Sampling error: " + accuracy]
+        lines += ["", (f"Accuracy: the sweep minus qamar's exact great-circle ray method (deg), all {args.azimuths} "
+                       f"azimuths of the pixels of {args.accuracy_windows} random 8 x 8 windows:"), "",
+                  "| reference | values | max abs | p99.9 abs | p99 abs | mean abs | mean |", "|---|---|---|---|---|---|---|",
+                  *accuracy]
     table = "\n".join(lines)
     print(table)
     if not args.no_write:
