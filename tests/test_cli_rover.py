@@ -94,7 +94,7 @@ def test_spatiotemporal_plan_writes_timed_outputs(dem_path, tmp_path):
     rover = tmp_path / "rover.yaml"
     rover.write_text("mobility:\n  speed_m_per_s: 0.05\n")
     result = _plan(dem_path, tmp_path, _point(dem_path, (5, 5)), _point(dem_path, (75, 95)), "--spatiotemporal",
-                   "--start", "2028-06-17T00:00:00Z", "--days", "2", "--step-h", "1", "--horizon-km", "1",
+                   "--via", _point(dem_path, (40, 5)), "--start", "2028-06-17T00:00:00Z", "--days", "2", "--step-h", "1", "--horizon-km", "1",
                    "--rover", str(rover), "--timeline", str(tmp_path / "timeline.png"))
     assert result.exit_code == 0, result.output
     summary = json.loads((tmp_path / "route.json").read_text())
@@ -106,6 +106,7 @@ def test_spatiotemporal_plan_writes_timed_outputs(dem_path, tmp_path):
     rows = list(csv.DictReader((tmp_path / "route.csv").open()))
     assert rows[0]["utc"] == "2028-06-17T00:00:00Z" and rows[-1]["utc"] == summary["arrival_utc"]
     assert (tmp_path / "timeline.png").stat().st_size > 0
+    assert {(r["row"], r["col"]) for r in rows} >= {("5", "5"), ("40", "5"), ("75", "95")}  # visited the target
 
 
 def test_spatiotemporal_needs_a_start(dem_path, tmp_path):

@@ -141,6 +141,11 @@ def test_plan_on_a_flat_dem_matches_the_static_route(make_dem):
     assert plan.route.length_m == pytest.approx(static.length_m, rel=1e-6)  # equal up to ties of the map scale
     coarse = plan_spacetime(costs, light(np.full((60, 12, 12), LIT_W)), a, b, spec, factor=2)
     assert coarse.feasible and coarse.route.length_m == pytest.approx(static.length_m, rel=0.05)
+    there_and_back = plan_spacetime(costs, lit, a, [b, a], spec)  # a target, then back to the start
+    assert there_and_back.feasible
+    s = there_and_back.schedule
+    assert (s.rows[0], s.cols[0]) == (s.rows[-1], s.cols[-1]) == (2, 3) and ((s.rows == 20) & (s.cols == 18)).any()
+    assert there_and_back.route.length_m == pytest.approx(2 * static.length_m, rel=1e-6)
     costs.blocked[20, 18] = 2  # a blocked goal: the static planner's reason
     costs.cost[20, 18] = np.inf
     blocked = plan_spacetime(costs, lit, a, b, spec)
@@ -166,3 +171,15 @@ def test_light_grid_against_a_hand_placed_sun_and_earth(make_dem):
     assert not grid.contact[0, 1, 2] and grid.contact[1, 1, 2]
     high = HorizonMap(np.full((3, 4, 360), 1000, np.int16), np.arange(360.0), dem.transform, dem.crs, 0.0, 150.0)
     assert light_grid(dem, high, tracks, spec).solar_w[0, 1, 2] == 0.0  # behind a 10 deg ridge
+
+
+def test_contact_gap_carries_over_from_before_the_start():
+    nx = 10
+    solar = np.full((20, 1, nx), LIT_W)
+    contact = np.zeros((20, 1, nx), bool)
+    contact[:, 0, nx - 1] = True  # only the goal sees the Earth
+    spec = RoverSpec.model_validate({"comms": {"max_contact_gap_h": 4.0}})
+    grid = light(solar, contact)
+    assert plan_on_grid(np.full((1, nx), PIXEL_H), grid, (0, 0), (0, nx - 1), spec).feasible  # 2.5 h away
+    late = plan_on_grid(np.full((1, nx), PIXEL_H), grid, (0, 0), (0, nx - 1), spec, contact_h=-2.0)
+    assert not late.feasible and "max_contact_gap_h" in late.reason

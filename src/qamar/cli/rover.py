@@ -51,6 +51,8 @@ def rover_plan(
     days: Annotated[float, typer.Option(help="span of the spatiotemporal plan (days)")] = 14.0,
     plan_factor: Annotated[int | None, typer.Option(help="planning block size in DEM pixels (default: at most "
                                                          "160 blocks a side)")] = None,
+    via: Annotated[list[str] | None, typer.Option(help="LAT,LON of a target to visit before --to (repeat for "
+                                                       "several, in order; spatiotemporal)")] = None,
     haven_h: Annotated[float, typer.Option(help="hours the rover must then be able to stay at the goal "
                                                 "(a lit safe haven); 0: no such demand")] = 0.0,
     far_dem: Annotated[Path | None, typer.Option(help="DEM of the wider region for distant horizons "
@@ -74,8 +76,9 @@ def rover_plan(
     costs = cost_map(grid, spec, max_slope_deg=max_slope_deg, craters=craters, keep_out=keep_out, psr=psr,
                      psr_mode=psr_mode)
     if spatiotemporal or start_utc is not None:
-        _plan_spacetime(grid, costs, spec, start_ll, goal_ll, start_utc, spatiotemporal, step_h, days, plan_factor,
-                        haven_h, far_dem, horizon_km, dem, out, summary, csv, timeline)
+        targets = [_lat_lon(v, "--via") for v in via or []] + ([goal_ll] if goal_ll is not None else [])
+        _plan_spacetime(grid, costs, spec, start_ll, targets, goal_ll, start_utc, spatiotemporal, step_h, days,
+                        plan_factor, haven_h, far_dem, horizon_km, dem, out, summary, csv, timeline)
         return
     route = plan_route(costs, start_ll, goal_ll, spec, connectivity=connectivity)
     document = {**route.summary(), "dem": str(dem), "rover": spec.name, "max_slope_limit_deg": costs.max_slope_deg,
@@ -90,8 +93,8 @@ def rover_plan(
                f"steepest {route.max_slope_deg:.1f} deg, {route.rows.size} vertices; wrote {out}, {csv_path}, {summary}")
 
 
-def _plan_spacetime(grid, costs, spec, start_ll, goal_ll, start_utc, spatiotemporal, step_h, days, plan_factor,
-                    haven_h, far_dem, horizon_km, dem, out, summary, csv, timeline) -> None:
+def _plan_spacetime(grid, costs, spec, start_ll, targets, goal_ll, start_utc, spatiotemporal, step_h, days,
+                    plan_factor, haven_h, far_dem, horizon_km, dem, out, summary, csv, timeline) -> None:
     """The --spatiotemporal branch of ``rover plan``: light, plan, route.json, GeoJSON, CSV, PNG."""
     from qamar.rover.spacetime import (
         auto_factor,
@@ -111,7 +114,7 @@ def _plan_spacetime(grid, costs, spec, start_ll, goal_ll, start_utc, spatiotempo
     factor = plan_factor or auto_factor(grid.shape)
     plan_grid, light = site_light(grid, spec, start_utc, days, step_h, factor,
                                   far_dem=read_dem(far_dem) if far_dem else None, max_distance_km=horizon_km)
-    result = plan_spacetime(costs, light, start_ll, goal_ll, spec, factor=factor, start_utc=start_utc,
+    result = plan_spacetime(costs, light, start_ll, targets, spec, factor=factor, start_utc=start_utc,
                             haven_h=haven_h)
     document = {**result.summary(), "dem": str(dem), "rover": spec.name, "days": days,
                 "max_slope_limit_deg": costs.max_slope_deg, "craters_kept_out": len(costs.craters),

@@ -78,6 +78,7 @@ from qamar.surface.terrain import Dem, pixel_lat_lon
 
 DRIVE, WAIT = 1, 2  # actions stored with each label (0: the start)
 _EPS_WH = 1e-9
+_LIGHT_CHUNK = 24  # steps per call of topocentric_az_el_deg (memory: 2 x 24 x pixels x 3 doubles)
 
 
 @dataclass(frozen=True)
@@ -134,14 +135,17 @@ def light_grid(dem: Dem, horizon: HorizonMap, tracks: BodyTracks, rover: RoverSp
     solar = np.zeros((k_steps, *dem.shape))
     contact = np.zeros((k_steps, *dem.shape), bool)
     sun_radius = tracks.sun_radius_rad
-    for k in range(k_steps):
-        az, el = topocentric_az_el_deg(tracks.sun_me_km[k], lat, lon, r_km)
-        h, dh = _horizon_at(elev, az)
-        offset_rad = np.radians(el - h) / np.sqrt(1.0 + (dh / np.cos(np.radians(el))) ** 2)
-        fraction = disc_visible_fraction(offset_rad, sun_radius[k])
-        solar[k] = solar_power_w(rover.solar, fraction, az, el, np.linalg.norm(tracks.sun_me_km[k]))
-        az_e, el_e = topocentric_az_el_deg(tracks.earth_me_km[k], lat, lon, r_km)
-        contact[k] = el_e > _horizon_at(elev, az_e)[0]
+    for k0 in range(0, k_steps, _LIGHT_CHUNK):  # Sun and Earth of a chunk of steps in one call (one ENU basis)
+        k1 = min(k_steps, k0 + _LIGHT_CHUNK)
+        bodies = np.concatenate((tracks.sun_me_km[k0:k1], tracks.earth_me_km[k0:k1]))[:, None, None, :]
+        az, el = topocentric_az_el_deg(bodies, lat, lon, r_km)
+        m = k1 - k0
+        for i, k in enumerate(range(k0, k1)):
+            h, dh = _horizon_at(elev, az[i])
+            offset_rad = np.radians(el[i] - h) / np.sqrt(1.0 + (dh / np.cos(np.radians(el[i]))) ** 2)
+            fraction = disc_visible_fraction(offset_rad, sun_radius[k])
+            solar[k] = solar_power_w(rover.solar, fraction, az[i], el[i], np.linalg.norm(tracks.sun_me_km[k]))
+            contact[k] = el[m + i] > _horizon_at(elev, az[m + i])[0]
     solar[:, missing] = 0.0
     contact[:, missing] = False
     return LightGrid(solar, contact, tracks.step_h, float(tracks.t_tdb_s[0]))
@@ -244,13 +248,13 @@ def _grow(a, size):
 
 
 @njit(cache=True, fastmath=False, nogil=True)
-def _search(time_h, solar, contact, ncols, start, goal, t_start, b_start, step_h, bp, gap_h, haven_h):
+def _search(time_h, solar, contact, ncols, start, goal, t_start, b_start, c_start, step_h, bp, gap_h, haven_h):
     """Earliest arrival at ``goal`` (flat pixel index) over (pixel, step) states.
 
     ``time_h``: hours to drive one pixel step from each pixel (inf = blocked), flat (n,);
-    ``solar``/``contact``: (K, n). Labels live in an append-only pool (a replaced label stays
+    ``solar``/``contact``: (K, n); ``c_start``: time of the last contact before the start. Labels live in an append-only pool (a replaced label stays
     valid as the parent of labels made from it); each state points to its current label.
-    Returns (goal label or -1, label count, pool arrays t, b, parent, action, state, rejection
+    Returns (goal label or -1, label count, pool arrays t, b, c, parent, action, state, rejection
     counts [battery, contact, end of light, haven]).
     """
     n_steps, n = solar.shape
@@ -276,8 +280,7 @@ def _search(time_h, solar, contact, ncols, start, goal, t_start, b_start, step_h
     keys = np.empty(1024)
     items = np.empty(1024, np.int64)
     s0 = int(t_start / step_h + 1e-9) * n + start
-    # the plan starts in contact with its operators
-    lt[0], lb[0], lc[0], lpar[0], lstate[0], lact[0] = t_start, b_start, t_start, -1, s0, 0
+    lt[0], lb[0], lc[0], lpar[0], lstate[0], lact[0] = t_start, b_start, c_start, -1, s0, 0
     label_of[s0] = 0
     count = 1
     keys, items, size = _heap_push(keys, items, 0, t_start, 0)
@@ -293,7 +296,7 @@ def _search(time_h, solar, contact, ncols, start, goal, t_start, b_start, step_h
         b, c = lb[lab], lc[lab]
         if u == goal:
             if haven_h <= 0.0 or _can_rest(solar, contact, u, t, b, c, haven_h, step_h, n_steps, bp, gap_h):
-                return lab, count, lt, lb, lpar, lact, lstate, rejected
+                return lab, count, lt, lb, lc, lpar, lact, lstate, rejected
             rejected[3] += 1
         if k >= n_steps:
             continue
@@ -349,7 +352,7 @@ def _search(time_h, solar, contact, ncols, start, goal, t_start, b_start, step_h
             label_of[s1] = count
             keys, items, size = _heap_push(keys, items, size, succ_t[i], count)
             count += 1
-    return -1, count, lt, lb, lpar, lact, lstate, rejected
+    return -1, count, lt, lb, lc, lpar, lact, lstate, rejected
 
 
 # ---------------------------------------------------------------------------------------
@@ -371,6 +374,15 @@ class Schedule:
     action: list[str]
     contact: np.ndarray
     solar_w: np.ndarray
+    last_contact_h: float = math.nan
+
+    def then(self, other: Schedule) -> Schedule:
+        """This schedule followed by ``other`` (which starts where and when this one ends)."""
+        return Schedule(np.concatenate((self.t_h, other.t_h[1:])), np.concatenate((self.rows, other.rows[1:])),
+                        np.concatenate((self.cols, other.cols[1:])),
+                        np.concatenate((self.battery_wh, other.battery_wh[1:])), self.action + other.action[1:],
+                        np.concatenate((self.contact, other.contact[1:])),
+                        np.concatenate((self.solar_w, other.solar_w[1:])), other.last_contact_h)
 
 
 @dataclass
@@ -469,12 +481,13 @@ def _waits(s: Schedule) -> list[dict]:
 
 def plan_on_grid(time_h: np.ndarray, light: LightGrid, start: tuple[int, int], goal: tuple[int, int],
                  rover: RoverSpec | None = None, *, start_h: float = 0.0, battery_wh: float | None = None,
-                 haven_h: float = 0.0) -> SpacetimeResult:
+                 contact_h: float | None = None, haven_h: float = 0.0) -> SpacetimeResult:
     """Earliest feasible arrival from pixel ``start`` to ``goal`` (row, col) on a planning grid.
 
     ``time_h`` (ny, nx): hours to drive one pixel step at each pixel (inf: blocked);
     ``light`` on the same grid; the plan begins ``start_h`` hours into the light with
-    ``battery_wh`` (default: full); ``haven_h`` > 0 asks that the rover can then stay at the
+    ``battery_wh`` (default: full) and its last contact at ``contact_h`` (default: the start,
+    in contact with its operators); ``haven_h`` > 0 asks that the rover can then stay at the
     goal that long. Constraints and method: module docstring. Infeasible plans carry a reason.
     """
     rover = rover or RoverSpec()
@@ -493,8 +506,9 @@ def plan_on_grid(time_h: np.ndarray, light: LightGrid, start: tuple[int, int], g
     if not start_h < light.n_steps * light.step_h:
         return SpacetimeResult(False, "the start time is after the end of the light maps: start earlier or "
                                       "compute light for a longer span (--days)", **common)
-    found, count, t, b, parent, action, state, rejected = _search(tt, solar, contact, nx, s_i, g_i, float(start_h),
-                                                                  b0, light.step_h, bp, gap_h, float(haven_h))
+    c0 = float(start_h) if contact_h is None else float(contact_h)
+    found, count, t, b, c, parent, action, state, rejected = _search(tt, solar, contact, nx, s_i, g_i, float(start_h),
+                                                                     b0, c0, light.step_h, bp, gap_h, float(haven_h))
     counts = {"battery": int(rejected[0]), "contact": int(rejected[1]), "end_of_light": int(rejected[2]),
               "haven": int(rejected[3])}
     runtime = time.perf_counter() - began
@@ -513,7 +527,7 @@ def plan_on_grid(time_h: np.ndarray, light: LightGrid, start: tuple[int, int], g
     contact_at = contact[k_light, u]
     names = ["start"] + ["drive" if action[lab] == DRIVE else ("wait" if contact_at[i + 1] else "hibernate")
                          for i, lab in enumerate(chain[1:])]
-    schedule = Schedule(t[chain], u // nx, u % nx, b[chain], names, contact_at, solar[k_light, u])
+    schedule = Schedule(t[chain], u // nx, u % nx, b[chain], names, contact_at, solar[k_light, u], float(c[found]))
     return SpacetimeResult(True, None, schedule, runtime_s=runtime, rejected=counts, states_expanded=int(count),
                            **common)
 
@@ -556,44 +570,71 @@ def coarse_costs(costs: CostMap, speed_m_per_s: float, factor: int) -> np.ndarra
 
 
 def plan_spacetime(costs: CostMap, light: LightGrid, start_lat_lon: tuple[float, float],
-                   goal_lat_lon: tuple[float, float], rover: RoverSpec | None = None, *, factor: int = 1,
-                   start_utc: str | None = None, haven_h: float = 0.0) -> SpacetimeResult:
-    """Spatiotemporal plan between two points (ME deg) on the cost map's DEM.
+                   goal_lat_lon: tuple[float, float] | list[tuple[float, float]], rover: RoverSpec | None = None, *,
+                   factor: int = 1, start_utc: str | None = None, haven_h: float = 0.0) -> SpacetimeResult:
+    """Spatiotemporal plan from a point to a goal, or through a list of targets in order (ME
+    deg), on the cost map's DEM. Each leg starts when, where and with the energy and last
+    contact the previous one ended; ``haven_h`` applies to the last point (e.g. a target, then
+    back to a lit safe haven). Legs are planned one after the other (each the earliest arrival).
 
     ``light`` is on the planning grid: the DEM (``factor`` 1) or its factor x factor blocks
     (``coarse_dem(dem, factor)``). With factor > 1 the block route is refined on the DEM
-    (module docstring). Infeasible plans (end points off the DEM or blocked, no drivable
+    (module docstring). Infeasible plans (points off the DEM or blocked, no drivable
     connection, battery, contact, light window) come back with a reason.
     """
     rover = rover or RoverSpec()
     began = time.perf_counter()
     bp = battery_params(rover)
     common = {"step_h": light.step_h, "reserve_wh": float(bp[1]), "factor": factor, "start_utc": start_utc}
+    targets = [goal_lat_lon] if isinstance(goal_lat_lon[0], (int, float)) else list(goal_lat_lon)
+    points = [("start", start_lat_lon)] + [(f"target {i + 1}" if i < len(targets) - 1 else "goal", p)
+                                           for i, p in enumerate(targets)]
     ends = []
-    for name, point in (("start", start_lat_lon), ("goal", goal_lat_lon)):
+    for name, point in points:
         rc = _pixel(costs, *point)
         if rc is None:
             return SpacetimeResult(False, f"the {name} ({point[0]:g} deg, {point[1]:g} deg E) lies outside the DEM: "
                                           "choose a point inside it", **common)
         ends.append(rc)
-    for name, rc, other in (("start", ends[0], ends[1]), ("goal", ends[1], ends[0])):
-        if costs.blocked[rc]:
-            return SpacetimeResult(False, _blocked_reason(costs, name, rc, other), **common)
-    if not _connected(costs.blocked, ends[0], ends[1]):
-        return SpacetimeResult(False, _unreachable_reason(costs, ends[0], ends[1]), **common)
+    for i, (name, _) in enumerate(points):
+        if costs.blocked[ends[i]]:
+            return SpacetimeResult(False, _blocked_reason(costs, name, ends[i], ends[i - 1] if i else ends[1]),
+                                   **common)
+    for i in range(1, len(ends)):
+        if not _connected(costs.blocked, ends[i - 1], ends[i]):
+            return SpacetimeResult(False, f"{points[i - 1][0]} to {points[i][0]}: "
+                                          + _unreachable_reason(costs, ends[i - 1], ends[i]), **common)
     speed = rover.mobility.speed_m_per_s
     if factor == 1:
         time_h = np.where(np.isfinite(costs.cost), costs.step_m / speed / 3600.0, np.inf)
     else:
         time_h = coarse_costs(costs, speed, factor)
-    cs, cg = [(min(r // factor, time_h.shape[0] - 1), min(c // factor, time_h.shape[1] - 1)) for r, c in ends]
-    for rc, fine_rc in ((cs, ends[0]), (cg, ends[1])):  # a mostly blocked end block is still entered
+    cells = [(min(r // factor, time_h.shape[0] - 1), min(c // factor, time_h.shape[1] - 1)) for r, c in ends]
+    for rc, fine_rc in zip(cells, ends, strict=True):  # a mostly blocked end block is still entered
         if not np.isfinite(time_h[rc]):
             time_h[rc] = factor * float(costs.step_m[fine_rc]) / speed / 3600.0
-    result = plan_on_grid(time_h, light, cs, cg, rover, haven_h=haven_h)
+    result, schedules = None, []
+    for i in range(1, len(cells)):
+        prev = schedules[-1] if schedules else None
+        leg = plan_on_grid(time_h, light, cells[i - 1], cells[i], rover,
+                           start_h=float(prev.t_h[-1]) if prev else 0.0,
+                           battery_wh=float(prev.battery_wh[-1]) if prev else None,
+                           contact_h=prev.last_contact_h if prev else None,
+                           haven_h=haven_h if i == len(cells) - 1 else 0.0)
+        if not leg.feasible:
+            if len(cells) > 2:
+                leg.reason = f"{points[i - 1][0]} to {points[i][0]}: {leg.reason}"
+            result = leg
+            break
+        schedules.append(leg.schedule)
+        result = leg
     result.factor, result.start_utc = factor, start_utc
     if result.feasible:
-        result.route = _refine(costs, result.schedule, ends, factor, speed)
+        schedule = schedules[0]
+        for later in schedules[1:]:
+            schedule = schedule.then(later)
+        result.schedule = schedule
+        result.route = _refine(costs, schedules, ends, factor, speed)
         if result.route is None:
             result.feasible = False
             result.reason = ("the plan's corridor of planning blocks holds no drivable fine route: plan with a "
@@ -602,27 +643,31 @@ def plan_spacetime(costs: CostMap, light: LightGrid, start_lat_lon: tuple[float,
     return result
 
 
-def _refine(costs: CostMap, schedule: Schedule, ends: list, factor: int, speed: float) -> Route | None:
-    """The static route on the DEM inside the corridor of the plan's blocks (factor > 1), or
-    through the plan's pixels (factor 1)."""
-    if factor == 1:
-        moved = np.concatenate(([True], (np.diff(schedule.rows) != 0) | (np.diff(schedule.cols) != 0)))
-        route = route_from_pixels(costs, schedule.rows[moved], schedule.cols[moved], speed)
-        route.grid_cost = float(route.cum_cost[-1])
-        return route
-    corridor = np.zeros((schedule.rows.max() + 3, schedule.cols.max() + 3), bool)
-    corridor[schedule.rows + 1, schedule.cols + 1] = True
-    corridor = scipy.ndimage.binary_dilation(corridor, np.ones((3, 3), bool))[1:, 1:]
-    fine = np.zeros(costs.cost.shape, bool)
-    blocks = np.kron(corridor, np.ones((factor, factor), bool))
-    h, w = min(blocks.shape[0], fine.shape[0]), min(blocks.shape[1], fine.shape[1])
-    fine[:h, :w] = blocks[:h, :w]
-    w_fine = np.where(fine, costs.cost * costs.step_m, np.inf)
-    path = shortest_path(w_fine, ends[0], ends[1], 16)
-    if not path.rows.size:
-        return None
-    route = route_from_pixels(costs, path.rows, path.cols, speed)
-    route.grid_cost, route.expanded = path.cost, path.expanded
+def _refine(costs: CostMap, schedules: list[Schedule], ends: list, factor: int, speed: float) -> Route | None:
+    """The route on the DEM: through the plan's pixels (factor 1), or for each leg the static
+    route inside the corridor of the blocks that leg visited (a block of margin)."""
+    rows, cols = [], []
+    for i, schedule in enumerate(schedules):
+        if factor == 1:
+            r, c = schedule.rows, schedule.cols
+        else:
+            corridor = np.zeros((schedule.rows.max() + 3, schedule.cols.max() + 3), bool)
+            corridor[schedule.rows + 1, schedule.cols + 1] = True
+            corridor = scipy.ndimage.binary_dilation(corridor, np.ones((3, 3), bool))[1:, 1:]
+            blocks = np.kron(corridor, np.ones((factor, factor), bool))
+            fine = np.zeros(costs.cost.shape, bool)
+            h, w = min(blocks.shape[0], fine.shape[0]), min(blocks.shape[1], fine.shape[1])
+            fine[:h, :w] = blocks[:h, :w]
+            path = shortest_path(np.where(fine, costs.cost * costs.step_m, np.inf), ends[i], ends[i + 1], 16)
+            if not path.rows.size:
+                return None
+            r, c = path.rows, path.cols
+        rows.append(r if i == 0 else r[1:])
+        cols.append(c if i == 0 else c[1:])
+    r, c = np.concatenate(rows), np.concatenate(cols)
+    moved = np.concatenate(([True], (np.diff(r) != 0) | (np.diff(c) != 0)))
+    route = route_from_pixels(costs, r[moved], c[moved], speed)
+    route.grid_cost = float(route.cum_cost[-1])
     return route
 
 
