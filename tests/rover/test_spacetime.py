@@ -141,6 +141,9 @@ def test_plan_on_a_flat_dem_matches_the_static_route(make_dem):
     assert plan.route.length_m == pytest.approx(static.length_m, rel=1e-6)  # equal up to ties of the map scale
     coarse = plan_spacetime(costs, light(np.full((60, 12, 12), LIT_W)), a, b, spec, factor=2)
     assert coarse.feasible and coarse.route.length_m == pytest.approx(static.length_m, rel=0.05)
+    replayed = coarse.schedule  # replayed on DEM pixels along the refined route
+    assert (replayed.rows[-1], replayed.cols[-1]) == (20, 18)
+    assert replayed.t_h[-1] == pytest.approx(coarse.route.length_m / 0.01 / 3600.0)
     there_and_back = plan_spacetime(costs, lit, a, [b, a], spec)  # a target, then back to the start
     assert there_and_back.feasible
     s = there_and_back.schedule

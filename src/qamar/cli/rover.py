@@ -112,7 +112,7 @@ def _plan_spacetime(grid, costs, spec, start_ll, targets, goal_ll, start_utc, sp
     if goal_ll is None:
         raise ModelConfigError(f"--spatiotemporal needs a goal point --to LAT,LON ('{PSR_RIM}' is static only)")
     factor = plan_factor or auto_factor(grid.shape)
-    plan_grid, light = site_light(grid, spec, start_utc, days, step_h, factor,
+    _, light = site_light(grid, spec, start_utc, days, step_h, factor,
                                   far_dem=read_dem(far_dem) if far_dem else None, max_distance_km=horizon_km)
     result = plan_spacetime(costs, light, start_ll, targets, spec, factor=factor, start_utc=start_utc,
                             haven_h=haven_h)
@@ -125,7 +125,7 @@ def _plan_spacetime(grid, costs, spec, start_ll, targets, goal_ll, start_utc, sp
     result.route.write_geojson(out, {"rover": spec.name, "start_utc": start_utc,
                                      "arrival_utc": document["arrival_utc"]})
     csv_path = csv or out.with_suffix(".csv")
-    result.write_csv(csv_path, plan_grid)
+    result.write_csv(csv_path, grid)
     if timeline is not None:
         plot_timeline(result, timeline)
     typer.echo(f"arrives {document['arrival_utc']} ({document['arrival_h']:.1f} h: {document['driving_h']:.1f} h "
