@@ -583,7 +583,7 @@ def plan_spacetime(costs: CostMap, light: LightGrid, start_lat_lon: tuple[float,
     ``light`` is on the planning grid: the DEM (``factor`` 1) or its factor x factor blocks
     (``coarse_dem(dem, factor)``). With factor > 1 the block route is refined on the DEM
     (module docstring); block drive times are multiplied by ``detour`` (the fine route winds
-    inside the blocks: 1.1 is an assumption, 8 % was measured on the ridge DEM at factor 10).
+    inside the blocks: 1.1 is an assumption; raise it when the refined route breaks a constraint).
     Infeasible plans (points off the DEM or blocked, no drivable connection, battery, contact,
     light window) come back with a reason.
     """
