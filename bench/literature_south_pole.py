@@ -7,7 +7,7 @@ map cached; computing that map first takes another ~15 minutes):
 
 It prints the comparison table (markdown) and with ``--write-doc`` puts it between the
 ``<!-- literature-table -->`` markers of docs/south-pole-light.md. Horizon maps of windows
-(2 m and 10 m observers, the coarse far DEM) are cached in ``$QAMAR_CACHE_DIR/literature``.
+(2 m and 10 m observers, the coarse far DEM, the 10 m Site01 DEM) are cached in ``$QAMAR_CACHE_DIR/literature``.
 
 Published figures (each with the study's DEM, span and observer height; abstracts as cited):
 - Mazarico et al. (2011), Icarus 211, 1066-1081: LOLA 240 m polar DEMs to 75 deg, horizons,
@@ -81,6 +81,7 @@ BUSSEY_HALF_KM = 45.0  # a square holding Bussey's point (38 km from the pole) a
 SHACKLETON = (-89.67, 129.78, 20.92)
 DE_GERLACHE = (-88.48, -88.34, 32.71)
 RIDGE_DETOUR_KM = 4.0
+SITE_HALF_PX = 60  # 1.2 km square of the 10 m Site01 DEM around the best 240 m ridge pixel
 
 
 def cache_dir() -> Path:
@@ -300,12 +301,38 @@ def span_comparison(dem: Dem, far: Dem) -> dict:
     return out
 
 
+def site_comparison(dem: Dem, where: dict) -> dict:
+    """Hourly 2017-2037 at 2 and 10 m on the 10 m Site01 DEM (the 240 m DEM beyond it), in a
+    square of 2 SITE_HALF_PX pixels centred on ``where`` (the best 240 m ridge pixel)."""
+    site = read_dem(data.path("dem_site01_10m"))
+    x, y = lat_lon_to_xy(where["lat"], where["lon"], site)
+    r, c = (round(float(v)) for v in xy_to_pixel(x, y, site))
+    window = Window(c - SITE_HALF_PX, r - SITE_HALF_PX, 2 * SITE_HALF_PX, 2 * SITE_HALF_PX)
+    sub = sub_dem(site, window)
+    lat, lon = pixel_lat_lon(sub)
+    tracks = body_tracks(epochs_tdb_s(*SPAN_2018, 1.0))
+    out = {}
+    for obs in (2.0, 10.0):
+        path = cache_dir() / f"h_site01_{c}_{r}_{2 * SITE_HALF_PX}px_obs{obs:g}m.tif"
+        if path.exists():
+            hmap = read_horizon(path)
+        else:
+            hmap = compute_horizon(site, far_dem=dem, window=window, n_azimuths=N_AZ, max_distance_km=MAX_KM,
+                                   observer_height_m=obs, progress=False)
+            write_horizon(hmap, path)
+        maps = illumination_maps(sub, hmap, tracks, with_earth=False, progress=False)
+        k = int(np.nanargmax(maps.sun_fraction))
+        out[obs] = {"pct": 100 * float(maps.sun_fraction.flat[k]), "lat": float(lat.flat[k]),
+                    "lon": float(lon.flat[k]) % 360, "night_d": float(maps.longest_night_h.flat[k]) / 24}
+    return out
+
+
 # ---------------------------------------------------------------------------------------
 # Table
 # ---------------------------------------------------------------------------------------
 
 
-def table(psr: dict, bussey: dict, span: dict) -> str:
+def table(psr: dict, bussey: dict, span: dict, site: dict) -> str:
     def at(w: dict) -> str:
         return f"{w['lat']:.3f}, {w['lon']:.1f} E ({w['place']})"
 
@@ -360,6 +387,14 @@ def table(psr: dict, bussey: dict, span: dict) -> str:
                      f"Gläser et al. 2014: 20 m, 19 years, {obs:g} m | {GLAESER2014_PCT[obs]} % | "
                      f"{ridge['pct']:.1f} % at {at(ridge)}; any part of the disc {ridge['any_part_pct']:.1f} % | "
                      f"{ridge['pct'] - GLAESER2014_PCT[obs]:+.1f} pp |")
+    lines.append(f"| best-lit place on the 10 m Site01 DEM within 600 m of that ridge pixel, 2 m / 10 m, 2017-2037 | "
+                 f"Gläser et al. 2014 (2 m / 10 m); Gläser et al. 2018 (2 m) | {GLAESER2014_PCT[2.0]} / "
+                 f"{GLAESER2014_PCT[10.0]} %; {GLAESER2018_2M_MAX_PCT} % | {site[2.0]['pct']:.1f} / "
+                 f"{site[10.0]['pct']:.1f} % at {site[2.0]['lat']:.4f}, {site[2.0]['lon']:.2f} E / "
+                 f"{site[10.0]['lat']:.4f}, {site[10.0]['lon']:.2f} E; nights {site[2.0]['night_d']:.1f} / "
+                 f"{site[10.0]['night_d']:.1f} d | {site[2.0]['pct'] - GLAESER2014_PCT[2.0]:+.1f} / "
+                 f"{site[10.0]['pct'] - GLAESER2014_PCT[10.0]:+.1f} pp; "
+                 f"{site[2.0]['pct'] - GLAESER2018_2M_MAX_PCT:+.1f} pp |")
     lines.append(f"| longest night at the best-lit ridge place, 2 m / 10 m | Gläser et al. 2014 | "
                  f"typically {GLAESER2014_NIGHT_D[0]:g}-{GLAESER2014_NIGHT_D[1]:g} days | "
                  f"{s2['connecting ridge']['night_d']:.1f} d / {s10['connecting ridge']['night_d']:.1f} d | — |")
@@ -399,7 +434,8 @@ def main() -> None:
     bussey = bussey_comparison(dem, far)
     print(f"2020 done ({time.perf_counter() - t0:.0f} s)", flush=True)
     span = span_comparison(dem, far)
-    md = table(psr, bussey, span)
+    site = site_comparison(dem, span[2.0]["connecting ridge"])
+    md = table(psr, bussey, span, site)
     load = os.getloadavg()[0]
     md += (f"\n\nComputed by `bench/literature_south_pole.py` in {time.perf_counter() - t0:.0f} s "
            f"(load average {load:.1f} on {os.cpu_count()} cores).")

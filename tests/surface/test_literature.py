@@ -11,6 +11,7 @@ bench/literature_south_pole.py):
   longest darkness there "typically only 3-5 days".
 - Glaeser et al. (2018), Planet. Space Sci. 162, 170-178: LOLA 20 m DTMs, hourly 2017-01-01
   to 2037-01-01: the best place at 2 m above ground is on that ridge, 88.0 %.
+- LOLA site DEM Site01 (10 m; ``dem_site01_10m``) for the ridge at finer resolution.
 
 Horizon maps (360 azimuths, 150 km, far DEM) of windows of the DEM are read from the cached
 full 0 m map ($QAMAR_CACHE_DIR/bench/horizon_south_pole_240m_360az_150km_obs0m.tif) when it
@@ -159,3 +160,17 @@ def test_longest_night_at_the_best_ridge_place(ridge_maps):
         k = int(np.nanargmax(m.sun_fraction))
         night_d = float(m.longest_night_h.flat[k]) / 24.0
         assert GLAESER2014_NIGHT_D[0] - 2.0 <= night_d <= GLAESER2014_NIGHT_D[1] + 2.0, night_d
+
+
+def test_ridge_on_the_10m_site_dem(dems):
+    """On the 10 m Site01 DEM (the 240 m DEM beyond it), the best spot within 300 m of the best
+    240 m ridge pixel (89.445 S, 222.7 E) is lit, 2 m above the ground over 2017-2037, within the
+    range of the two Glaeser studies widened by 2 points, as on the 240 m DEM."""
+    site = read_dem(data.path("dem_site01_10m"))
+    r, c = _pixel(site, -89.445, 222.69)
+    window = Window(c - 30, r - 30, 60, 60)
+    hmap = compute_horizon(site, far_dem=dems[0], window=window, observer_height_m=2.0, progress=False)
+    maps = illumination_maps(_sub(site, window), hmap, body_tracks(epochs_tdb_s("2017-01-01", "2037-01-01", 1.0)),
+                             with_earth=False, progress=False)
+    pct = 100 * float(np.nanmax(maps.sun_fraction))
+    assert GLAESER2018_2M_PCT - 2.0 <= pct <= GLAESER2014_PCT[2.0] + 2.0, pct
