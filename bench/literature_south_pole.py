@@ -1,7 +1,7 @@
 """qamar's south-pole PSRs and illumination on the 240 m LOLA DEM against the published studies.
 
-A reproducible analysis, run by hand (about 10 minutes on 2 cores with the full 0 m horizon
-map cached; computing that map first takes another ~15 minutes):
+A reproducible analysis, run by hand (14 minutes on 2 shared cores at load average 4-8 with
+the full 0 m horizon map cached; computing that map first takes another ~15-30 minutes):
 
     QAMAR_DATA_DIR=../shared/data QAMAR_CACHE_DIR=/tmp/qamar_cache python bench/literature_south_pole.py [--write-doc]
 
