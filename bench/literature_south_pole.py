@@ -23,7 +23,8 @@ Published figures (each with the study's DEM, span and observer height; abstract
   poles 69.5-82.9 % (82.9 % is the north, Whipple rim), at 2 m 77.1-88.0 % with the 88.0 %
   maximum on the Shackleton - de Gerlache ridge.
 - PSR areas of named craters: the ``psr_craters`` catalogue (moonpies crater list; the areas
-  carry no source column; Faustini's 664 km^2 is also in Williams et al. 2024, "The Faustini Permanently Shadowed Region on the Moon", PSJ).
+  carry no source column; Faustini's 664 km^2 is also in Williams et al. 2024, "The Faustini
+  Permanently Shadowed Region on the Moon", Planetary Science Journal).
 """
 
 from __future__ import annotations

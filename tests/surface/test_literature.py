@@ -5,7 +5,8 @@ References (the full comparison, with every study's DEM, span and observer heigh
 table of docs/south-pole-light.md, "Literature comparison", made by
 bench/literature_south_pole.py):
 - PSR areas of named craters: the ``psr_craters`` catalogue (moonpies crater list, LOLA-based
-  PSR map; Faustini's 664 km^2 is also in Williams et al. 2024, "The Faustini Permanently Shadowed Region on the Moon", PSJ).
+  PSR map; Faustini's 664 km^2 is also in Williams et al. 2024, "The Faustini Permanently
+  Shadowed Region on the Moon", Planetary Science Journal).
 - Glaeser et al. (2014), Icarus 243, 78-90: LOLA 20 m DTM, 19 years, the Shackleton - de
   Gerlache connecting ridge lit 92.27 % of the time 2 m above the ground and 95.65 % at 10 m;
   longest darkness there "typically only 3-5 days".
