@@ -359,13 +359,15 @@ def table(psr: dict, bussey: dict, span: dict, site: dict) -> str:
                  f"ratio poleward of 85 S ({far240:,.0f} / {far[85.0]:,.0f}); unscaled {estimate:,.0f} km² | "
                  f"{100 * (scaled / MAZARICO_PSR_SOUTH_KM2 - 1):+.0f} % (indicative) |")
     for b, a in bands.items():
-        lines.append(f"| PSR area poleward of {b:g} S | not found in the sources reachable here | — | {a:,.0f} km² | — |")
+        lines.append(f"| PSR area poleward of {b:g} S | not found in the sources reachable here | — | "
+                     f"{a:,.0f} km² | — |")
     b = bussey
     lines += [
         (f"| sunlit fraction at 88.74 S, 124.5 E, year 2020, surface | Bussey et al. 2010: Kaguya LALT, 2020, 0 m | "
         f"{BUSSEY_BEST_PCT:.0f} % | {b['at_point_pct']:.1f} % at the pixel; best within 5 km "
         f"{b['near_best_pct']:.1f} % at {b['near_best_at'][0]:.3f}, {b['near_best_at'][1]:.1f} E | "
-        f"{b['at_point_pct'] - BUSSEY_BEST_PCT:+.1f} pp; best near it {b['near_best_pct'] - BUSSEY_BEST_PCT:+.1f} pp |"),
+        f"{b['at_point_pct'] - BUSSEY_BEST_PCT:+.1f} pp; best near it "
+        f"{b['near_best_pct'] - BUSSEY_BEST_PCT:+.1f} pp |"),
         (f"| most illuminated place, 2020, surface | Bussey et al. 2010 | {BUSSEY_BEST_PCT:.0f} % (Shackleton rim) | "
         f"{b['best']['pct']:.1f} % at {at(b['best'])} | {b['best']['pct'] - BUSSEY_BEST_PCT:+.1f} pp |"),
         (f"| two places < 10 km apart lit together, 2020, surface | Bussey et al. 2010 | {BUSSEY_PAIR_PCT:.0f} % | "
