@@ -67,6 +67,7 @@ from qamar.surface.terrain import (
 DOC = Path(__file__).resolve().parent.parent / "docs" / "south-pole-light.md"
 MARK_BEGIN, MARK_END = "<!-- literature-table -->", "<!-- /literature-table -->"
 N_AZ, MAX_KM = 360, 150.0  # horizon settings of every map here (far DEM beyond the 240 m DEM)
+HORIZON_METHOD = "exact"  # every sample along every ray (the table was made so; "sweep" is faster)
 R_KM = 1737.4
 
 MAZARICO_PSR_SOUTH_KM2 = 16055.0
@@ -109,11 +110,11 @@ def window_horizon(dem: Dem, far: Dem, window: Window, observer_m: float) -> Hor
     if observer_m == 0.0 and full_horizon_path().exists():
         return read_horizon(full_horizon_path(), window=window)
     path = cache_dir() / (f"h_{window.col_off}_{window.row_off}_{window.width}x{window.height}_"
-                          f"obs{observer_m:g}m.tif")
+                          f"obs{observer_m:g}m_{HORIZON_METHOD}.tif")
     if path.exists():
         return read_horizon(path)
     hmap = compute_horizon(dem, far_dem=far, window=window, n_azimuths=N_AZ, max_distance_km=MAX_KM,
-                           observer_height_m=observer_m, progress=False)
+                           observer_height_m=observer_m, method=HORIZON_METHOD, progress=False)
     write_horizon(hmap, path)
     return hmap
 
@@ -210,11 +211,12 @@ def far_dem_psr(far: Dem, envelope) -> dict:
     half_px = 172  # 80 S is 303 km from the pole: 170 pixels
     cy, cx = (round(float(v)) for v in xy_to_pixel(0.0, 0.0, far))
     window = Window(cx - half_px, cy - half_px, 2 * half_px, 2 * half_px)
-    path = cache_dir() / "h_far_1787m_80S_obs0m.tif"
+    path = cache_dir() / f"h_far_1787m_80S_obs0m_{HORIZON_METHOD}.tif"
     if path.exists():
         hmap = read_horizon(path)
     else:
-        hmap = compute_horizon(far, window=window, n_azimuths=N_AZ, max_distance_km=MAX_KM, progress=False)
+        hmap = compute_horizon(far, window=window, n_azimuths=N_AZ, max_distance_km=MAX_KM, method=HORIZON_METHOD,
+                               progress=False)
         write_horizon(hmap, path)
     dem = sub_dem(far, window)
     result = find_psr(dem, hmap, envelope=envelope, progress=False)
@@ -314,12 +316,12 @@ def site_comparison(dem: Dem, where: dict) -> dict:
     tracks = body_tracks(epochs_tdb_s(*SPAN_2018, 1.0))
     out = {}
     for obs in (2.0, 10.0):
-        path = cache_dir() / f"h_site01_{c}_{r}_{2 * SITE_HALF_PX}px_obs{obs:g}m.tif"
+        path = cache_dir() / f"h_site01_{c}_{r}_{2 * SITE_HALF_PX}px_obs{obs:g}m_{HORIZON_METHOD}.tif"
         if path.exists():
             hmap = read_horizon(path)
         else:
             hmap = compute_horizon(site, far_dem=dem, window=window, n_azimuths=N_AZ, max_distance_km=MAX_KM,
-                                   observer_height_m=obs, progress=False)
+                                   observer_height_m=obs, method=HORIZON_METHOD, progress=False)
             write_horizon(hmap, path)
         maps = illumination_maps(sub, hmap, tracks, with_earth=False, progress=False)
         k = int(np.nanargmax(maps.sun_fraction))
@@ -427,7 +429,8 @@ def main() -> None:
     if not horizon.exists():
         print(f"computing the full 0 m horizon map into {horizon} (~15 min on 2 cores) ...", flush=True)
         horizon.parent.mkdir(parents=True, exist_ok=True)
-        write_horizon(compute_horizon(dem, far_dem=far, n_azimuths=N_AZ, max_distance_km=MAX_KM), horizon)
+        write_horizon(compute_horizon(dem, far_dem=far, n_azimuths=N_AZ, max_distance_km=MAX_KM,
+                                      method=HORIZON_METHOD), horizon)
     envelope = sun_envelope()
     result = find_psr(dem, horizon, envelope=envelope, progress=False)
     far_bands = far_dem_psr(far, envelope)
