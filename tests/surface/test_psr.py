@@ -146,3 +146,28 @@ def test_polygons_areas_and_geojson(tmp_path):
     assert "Polar_Stereographic" in doc["crs"]["properties"]["name"] or "stere" in doc["crs"]["properties"]["name"]
     summary = psr_summary(result, dem)
     assert summary["psr_count"] == 3 and summary["psr_area_km2"] == pytest.approx(result.area_km2, abs=1e-3)
+
+
+def test_summary_bands_and_craters_only_where_the_dem_is_complete():
+    """A 101 x 101 pixel DEM centred on the south pole holds the polar cap out to its edge
+    midpoints, 50 pixels (12 km) from the pole: |lat| = 90 - 2 atan(rho / 2R) (Snyder 1987,
+    eq. 21-1 inverted); a crater inside it is complete, one across its edge is not. A DEM off
+    the pole holds no complete cap."""
+    n, pixel_m = 101, 240.0
+    half_m = n * pixel_m / 2
+    dem = Dem(np.zeros((n, n), np.float32), Affine(pixel_m, 0.0, -half_m, 0.0, -pixel_m, half_m), SOUTH)
+    areas = pixel_areas_km2(dem)
+    mask = np.zeros(dem.shape, bool)
+    result = PsrResult(mask, np.ones_like(mask), np.zeros(dem.shape, np.int32), np.zeros(0), areas,
+                       sun_envelope(years=0.1), 0.25, 0.0)
+    craters = [{"name": "inside", "lat_deg": -89.9, "lon_deg": 0.0, "diameter_km": 4.0},
+               {"name": "across", "lat_deg": -89.65, "lon_deg": 0.0, "diameter_km": 4.0}]
+    summary = psr_summary(result, dem, craters)
+    edge_deg = 90.0 - np.degrees(2.0 * np.arctan(50 * pixel_m / (2.0 * R_KM * 1e3)))
+    assert summary["dem_complete_poleward_of_deg"] == pytest.approx(edge_deg, abs=1e-3)
+    assert list(summary["psr_area_by_latitude_km2"]) == []  # 89.6 deg: no band of the list is complete
+    assert {c["name"]: c["complete"] for c in summary["craters"]} == {"inside": True, "across": False}
+    off_pole = Dem(dem.elevation_m, Affine(pixel_m, 0.0, 1e5, 0.0, -pixel_m, 1e5), SOUTH)
+    result_off = PsrResult(mask, np.ones_like(mask), np.zeros(dem.shape, np.int32), np.zeros(0),
+                           pixel_areas_km2(off_pole), result.envelope, 0.25, 0.0)
+    assert psr_summary(result_off, off_pole)["dem_complete_poleward_of_deg"] == 90.0

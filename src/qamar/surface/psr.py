@@ -46,7 +46,7 @@ from qamar.io import atomic_write
 from qamar.surface.horizon import HorizonMap
 from qamar.surface.illumination import BodyTracks, body_tracks, check_horizon_fits, sample_sums
 from qamar.surface.maps import write_geotiff
-from qamar.surface.terrain import Dem, pixel_lat_lon, xy_to_lat_lon
+from qamar.surface.terrain import Dem, lat_lon_to_xy, pixel_lat_lon, xy_to_lat_lon, xy_to_pixel
 from qamar.time import tdb_s_to_utc, utc_to_tdb_s
 
 PRECESSION_CYCLE_YEARS = 18.6  # lunar nodal precession period (18.61 Julian years)
@@ -245,7 +245,8 @@ def psr_summary(result: PsrResult, dem: Dem, craters: list[dict] | None = None) 
     covers completely; with ``craters`` (name, lat_deg, lon_deg, diameter_km) the PSR area
     inside each crater's rim circle."""
     lat, lon = pixel_lat_lon(dem)
-    covered = float(np.abs(lat[~result.valid | _edge(dem.shape)]).min()) if dem.shape[0] > 1 else 90.0
+    blocked = ~result.valid | _edge(dem.shape)
+    covered = _complete_poleward_of_deg(dem, lat, blocked)
     bands = {}
     for band in (80.0, 82.5, 85.0, 87.5, 89.0):
         if band >= covered:
@@ -272,8 +273,19 @@ def psr_summary(result: PsrResult, dem: Dem, craters: list[dict] | None = None) 
         },
     }
     if craters:
-        summary["craters"] = _crater_areas(result, dem, lat, lon, craters, covered)
+        summary["craters"] = _crater_areas(result, dem, lat, lon, craters, blocked)
     return summary
+
+
+def _complete_poleward_of_deg(dem: Dem, lat: np.ndarray, blocked: np.ndarray) -> float:
+    """The lowest |latitude| (deg) whose polar cap the DEM holds completely: the cap must contain
+    no edge or no-data pixel, so it starts at the largest |latitude| among them (the edge
+    midpoints of a square polar DEM); 90 when the pole itself lies outside the DEM."""
+    pole_deg = -90.0 if np.nanmean(lat) < 0 else 90.0
+    row, col = xy_to_pixel(*lat_lon_to_xy(pole_deg, 0.0, dem), dem)
+    if not (0 <= row <= dem.shape[0] - 1 and 0 <= col <= dem.shape[1] - 1) or not blocked.any():
+        return 90.0
+    return float(np.abs(lat[blocked]).max())
 
 
 def _edge(shape: tuple[int, int]) -> np.ndarray:
@@ -283,9 +295,9 @@ def _edge(shape: tuple[int, int]) -> np.ndarray:
 
 
 def _crater_areas(result: PsrResult, dem: Dem, lat: np.ndarray, lon: np.ndarray, craters: list[dict],
-                  covered_deg: float) -> list[dict]:
+                  blocked: np.ndarray) -> list[dict]:
     """PSR area inside each crater's rim circle (great-circle radius D/2 around its centre);
-    ``complete`` when the circle lies where the DEM is complete (poleward of ``covered_deg``)."""
+    ``complete`` when the circle holds no edge or no-data pixel (``blocked``)."""
     r_km = dem.radius_m / 1e3
     la, lo = np.radians(lat), np.radians(lon)
     out = []
@@ -298,5 +310,5 @@ def _crater_areas(result: PsrResult, dem: Dem, lat: np.ndarray, lon: np.ndarray,
         out.append({"name": c["name"], "lat_deg": c["lat_deg"], "lon_deg": c["lon_deg"],
                     "diameter_km": c["diameter_km"],
                     "psr_area_km2": round(float(result.pixel_area_km2[inside & result.mask].sum()), 3),
-                    "complete": bool(abs(c["lat_deg"]) - math.degrees(0.5 * c["diameter_km"] / r_km) >= covered_deg)})
+                    "complete": not bool((inside & blocked).any())})
     return out
