@@ -618,7 +618,7 @@ def _track_segments(tab, p_km, disc_rad, disc_max, reach, lat_rad, lon_rad, b, r
     visible) or 2 (values per sample in ``values``). Returns the number of runs;
     ``seg_start[n]`` = n samples. ``tab`` is the body's :func:`_track_table`; ``lit_w`` ...
     ``dark_c`` (see :func:`_group_tables`), ``todo`` (n samples) and ``v`` (8,) are work space."""
-    alpha, s, blk1, blk2, lit_x, dark_x, v_lo, v_hi, par = tab
+    alpha, group, s, blk1, blk2, lit_x, dark_x, v_lo, v_hi, par = tab
     nt = alpha.size
     naz = row_cdeg.size
     state, el_abs = _reach(reach, lat_rad, b, disc_max, h, naz, hmin, hmax, v)
@@ -637,6 +637,10 @@ def _track_segments(tab, p_km, disc_rad, disc_max, reach, lat_rad, lon_rad, b, r
     count = min(naz, int(np.floor((par[3] + off if sigma > 0.0 else off - par[2]) * scale) - q0) + 1)
     top_lit, bottom_dark = _group_tables(row_cdeg, pad, sigma * cos_lat, lit_x, dark_x, v_lo, v_hi, _wrap(q0, naz),
                                          count, lit_w, dark_w, lit_c, dark_c)
+    # single samples: the group of beta~ is floor(sigma group[k] + off_g) reduced to [0, naz) by at most two
+    # subtractions (group[k] in [0, naz], off_g in [0, naz)), cheaper than wrapping the unwrapped longitude
+    off_g = off * scale - naz * math.floor(off * scale / naz)
+    off_g = (off_g if off_g < naz else 0.0) + naz
     t1, t2 = _BLOCKS
     nseg = n_todo = 0
     for i1 in range(blk1.shape[0]):
@@ -653,7 +657,9 @@ def _track_segments(tab, p_km, disc_rad, disc_max, reach, lat_rad, lon_rad, b, r
                 nseg = _push(seg_start, seg_state, nseg, m0, state)
                 continue
             for k in range(m0, min(nt, m0 + t2)):  # no branches on the outcome
-                j = _wrap(np.floor((sigma * alpha[k] + off) * scale), naz)
+                j = int(sigma * group[k] + off_g)  # >= 0, < 3 naz
+                j -= naz * (j >= naz)
+                j -= naz * (j >= naz)
                 w = uz * s[k]
                 lw = lit_w[j]
                 values[k] = np.float64(w > lw)
@@ -809,8 +815,8 @@ def _track_table(p_km: np.ndarray, disc_max_rad: float, n_az: int, r_lo_km: floa
     and r_hi_km from the centre and horizons of n_az azimuths: (alpha, s, blocks, sub-blocks,
     lit_x, dark_x, v_lo, v_hi, (disc, tan_max, min alpha, max alpha)).
 
-    alpha: the body's longitude (rad, MOON_ME, unwrapped), s: the sine of its latitude, per
-    sample; blocks (n, 4): their (min, max) over _BLOCKS samples; v_lo/v_hi: extremes of
+    alpha: the body's longitude (rad, MOON_ME, unwrapped), group: that longitude modulo 2 pi in
+    horizon bins (in [0, n_az]), s: the sine of its latitude, per sample; blocks (n, 4): their (min, max) over _BLOCKS samples; v_lo/v_hi: extremes of
     c cos(beta) per azimuth group (c = cos of the latitude); tan_max: the largest |tan| of the
     latitude. lit_x[i] (dark_x[i]) is the sine X of the geocentric elevation (u . p / |p|) above
     which (below which) the elevation seen from the site exceeds (stays under) i - 9000
@@ -848,7 +854,8 @@ def _track_table(p_km: np.ndarray, disc_max_rad: float, n_az: int, r_lo_km: floa
     lit_x[eta + margin >= 0.5 * math.pi] = np.inf
     dark_x = _sine_threshold(eta - margin, r_lo_km / d_hi)
     dark_x[eta - margin <= -0.5 * math.pi] = -np.inf
-    return (np.ascontiguousarray(alpha), np.ascontiguousarray(s), blocks[0], blocks[1], lit_x, dark_x, v_lo, v_hi,
+    group = np.mod(alpha, _TWO_PI) * (n_az / _TWO_PI)
+    return (np.ascontiguousarray(alpha), np.ascontiguousarray(group), np.ascontiguousarray(s), blocks[0], blocks[1], lit_x, dark_x, v_lo, v_hi,
             np.array([disc_max_rad, tan_max, *((alpha.min(), alpha.max()) if len(alpha) else (0.0, 0.0))]))
 
 
