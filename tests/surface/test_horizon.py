@@ -322,7 +322,8 @@ def test_tiled_large_dem_bounded_memory_equals_in_memory(tmp_path, method):
     for the sweep up to float rounding, which can move a value by one 0.01 deg step)."""
     n, pixel_m = 6000, 20.0
     dem_path = _synthetic_dem_tif(tmp_path / "big.tif", n, pixel_m)
-    kwargs = {"n_azimuths": 4, "max_distance_km": 2.0, "fine_distance_km": 0.5, "coarse_factor": 8, "method": method}
+    kwargs = {"n_azimuths": 4, "max_distance_km": 2.0, "fine_distance_km": 0.5, "coarse_factor": 8, "method": method,
+              "sweep_directions": 8}
     tracemalloc.start()
     out = compute_horizon_tiled(dem_path, tmp_path / "big_h.tif", tile_px=512, progress=False, **kwargs)
     _, peak_bytes = tracemalloc.get_traced_memory()
