@@ -663,6 +663,53 @@ def _write_span(out, r, c, a0, e0, a1, e1):
         out[r, c, m % n_az] = round(math.degrees(e0 + w * (e1 - e0)) * 100.0)
 
 
+@njit(cache=True, fastmath=False, nogil=True, inline="always")
+def _merge_pixel(heights, shapes, grids, proj, radius_m, observer_height_m, max_distance_m, row0, col0, row_major,
+                 sign, slope, dir_x, dir_y, n_near, near_step_m, frames, steps, dist_m, r, c, a_m, e_m, step_x, step_y,
+                 step_len):
+    """(true azimuth, elevation) in rad, float32-rounded, of window pixel (r, c) for one grid
+    direction (see :func:`_sweep_merge`)."""
+    m, i = (row0 + r, col0 + c) if row_major else (col0 + c, row0 + r)
+    ho = heights[(row0 + r) * shapes[0, 2] + col0 + c] + observer_height_m
+    x0 = (col0 + c - grids[0, 1]) * a_m
+    y0 = (row0 + r - grids[0, 3]) * e_m
+    map_per_m = 1.0 / _metres_per_map_unit(x0, y0, proj, radius_m, step_x / step_len, step_y / step_len)
+    best = -np.inf  # tan(elevation); none: no terrain in reach
+    near_m = 0.0
+    for q in range(1, n_near + 1):
+        d_m = q * near_step_m
+        if d_m > max_distance_m:
+            break
+        near_m = d_m
+        dx = d_m * map_per_m * step_x / step_len
+        dy = d_m * map_per_m * step_y / step_len
+        h = _fine_height(heights, shapes, row0 + r + dy * grids[0, 2], col0 + c + dx * grids[0, 0])
+        if np.isnan(h):
+            h = _coarser_height(heights, 0, shapes, grids, x0 + dx, y0 + dy)
+        if not np.isnan(h):
+            best = max(best, _tan_elevation(d_m, h, ho, radius_m))
+    for side in range(2):
+        n = steps[r, c, side]
+        if n < 0 or dist_m[r, c, side] <= near_m:
+            continue
+        mj = m + sign * n
+        u = i + slope * sign * n
+        row, col = (mj, u) if row_major else (u, mj)
+        h = _sweep_height(heights, shapes, grids, row_major, mj, u, (col - grids[0, 1]) * a_m,
+                          (row - grids[0, 3]) * e_m)
+        if not np.isnan(h):
+            best = max(best, _tan_elevation(dist_m[r, c, side], h, ho, radius_m))
+    elev = math.atan(best) if best > -np.inf else -0.5 * math.pi
+    fr = frames[r, c]
+    az = math.atan2(fr[0] * dir_x + fr[1] * dir_y, fr[2] * dir_x + fr[3] * dir_y)
+    if az < 0.0:
+        az += 2.0 * math.pi
+    # rounded as stored, so that this span ends exactly where the next one starts
+    az = float(np.float32(az))
+    elev = float(np.float32(elev))
+    return az, elev
+
+
 @_parallel_and_serial
 def _sweep_merge(heights, shapes, grids, proj, radius_m, observer_height_m, max_distance_m, row0, col0, row_major, sign,
                  slope, dir_x, dir_y, n_near, near_step_m, frames, steps, dist_m, first, az_rad, elev_rad, out):
@@ -681,44 +728,9 @@ def _sweep_merge(heights, shapes, grids, proj, radius_m, observer_height_m, max_
     step_len = math.hypot(step_x, step_y)
     for r in prange(ny):
         for c in range(nx):
-            m, i = (row0 + r, col0 + c) if row_major else (col0 + c, row0 + r)
-            ho = heights[(row0 + r) * shapes[0, 2] + col0 + c] + observer_height_m
-            x0 = (col0 + c - grids[0, 1]) * a_m
-            y0 = (row0 + r - grids[0, 3]) * e_m
-            map_per_m = 1.0 / _metres_per_map_unit(x0, y0, proj, radius_m, step_x / step_len, step_y / step_len)
-            best = -np.inf  # tan(elevation); none: no terrain in reach
-            near_m = 0.0
-            for q in range(1, n_near + 1):
-                d_m = q * near_step_m
-                if d_m > max_distance_m:
-                    break
-                near_m = d_m
-                dx = d_m * map_per_m * step_x / step_len
-                dy = d_m * map_per_m * step_y / step_len
-                h = _fine_height(heights, shapes, row0 + r + dy * grids[0, 2], col0 + c + dx * grids[0, 0])
-                if np.isnan(h):
-                    h = _coarser_height(heights, 0, shapes, grids, x0 + dx, y0 + dy)
-                if not np.isnan(h):
-                    best = max(best, _tan_elevation(d_m, h, ho, radius_m))
-            for side in range(2):
-                n = steps[r, c, side]
-                if n < 0 or dist_m[r, c, side] <= near_m:
-                    continue
-                mj = m + sign * n
-                u = i + slope * sign * n
-                row, col = (mj, u) if row_major else (u, mj)
-                h = _sweep_height(heights, shapes, grids, row_major, mj, u, (col - grids[0, 1]) * a_m,
-                                  (row - grids[0, 3]) * e_m)
-                if not np.isnan(h):
-                    best = max(best, _tan_elevation(dist_m[r, c, side], h, ho, radius_m))
-            elev = math.atan(best) if best > -np.inf else -0.5 * math.pi
-            fr = frames[r, c]
-            az = math.atan2(fr[0] * dir_x + fr[1] * dir_y, fr[2] * dir_x + fr[3] * dir_y)
-            if az < 0.0:
-                az += 2.0 * math.pi
-            # rounded as stored, so that this span ends exactly where the next one starts
-            az = float(np.float32(az))
-            elev = float(np.float32(elev))
+            az, elev = _merge_pixel(heights, shapes, grids, proj, radius_m, observer_height_m, max_distance_m, row0,
+                                    col0, row_major, sign, slope, dir_x, dir_y, n_near, near_step_m, frames, steps,
+                                    dist_m, r, c, a_m, e_m, step_x, step_y, step_len)
             if not first:
                 _write_span(out, r, c, az_rad[r, c], elev_rad[r, c], az, elev)
             az_rad[r, c] = az
