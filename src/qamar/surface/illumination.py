@@ -847,7 +847,7 @@ def _track_table(p_km: np.ndarray, disc_max_rad: float, n_az: int, r_lo_km: floa
     cmin[(lo <= math.pi) & (hi >= math.pi)] = -1.0
     v_lo = np.minimum(c.min() * cmin, c.max() * cmin)
     v_hi = np.maximum(c.min() * cmax, c.max() * cmax)
-    d_lo, d_hi = (dist.min(), dist.max()) if len(p_km) else (1.0, 1.0)
+    d_lo, d_hi = (dist.min(), dist.max()) if len(p_km) else (np.inf, np.inf)  # no samples: no parallax
     eta = np.arange(-_CDEG_MAX, _CDEG_MAX + 1) * _CDEG_TO_RAD
     margin = disc_max_rad + _SLACK_RAD
     lit_x = _sine_threshold(eta + margin, r_hi_km / d_lo)
