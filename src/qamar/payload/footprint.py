@@ -362,6 +362,18 @@ def _terrain_height(p, heights, grid, projection):
     return (-1, 0.0) if math.isnan(h) else (1, h)
 
 
+@njit(cache=True, fastmath=False, nogil=True, inline="always")
+def _probe(r, d, s, heights, grid, projection, radius, p):
+    """Put r + s d (km) in p; 1 if it lies at or below the terrain, 0 above it or off the DEM,
+    -1 over a pixel without data."""
+    for k in range(3):
+        p[k] = r[k] + s * d[k]
+    status, h = _terrain_height(p, heights, grid, projection)
+    if status > 0 and math.sqrt(p[0] * p[0] + p[1] * p[1] + p[2] * p[2]) > radius + h:
+        return 0
+    return status
+
+
 @njit(cache=True, fastmath=False, nogil=True)
 def _march(r, d, heights, grid, projection, radius, r_lo, r_hi, step, out):
     """March the unit ray d from r (km) through the shell r_lo..r_hi (km) of the terrain.
@@ -383,23 +395,19 @@ def _march(r, d, heights, grid, projection, radius, r_lo, r_hi, step, out):
     p = np.empty(3)
     s_prev = s
     while True:
-        for k in range(3):
-            p[k] = r[k] + s * d[k]
-        status, h = _terrain_height(p, heights, grid, projection)
-        if status < 0:
+        state = _probe(r, d, s, heights, grid, projection, radius, p)
+        if state < 0:
             out[:] = p
             return -1
-        if status > 0 and math.sqrt(p[0] * p[0] + p[1] * p[1] + p[2] * p[2]) <= radius + h:
+        if state > 0:
             lo, hi = s_prev, s
             while hi - lo > 1e-7:
                 mid = 0.5 * (lo + hi)
-                for k in range(3):
-                    p[k] = r[k] + mid * d[k]
-                status, h = _terrain_height(p, heights, grid, projection)
-                if status < 0:
+                state = _probe(r, d, mid, heights, grid, projection, radius, p)
+                if state < 0:
                     out[:] = p
                     return -1
-                if status > 0 and math.sqrt(p[0] * p[0] + p[1] * p[1] + p[2] * p[2]) <= radius + h:
+                if state > 0:
                     hi = mid
                 else:
                     lo = mid
