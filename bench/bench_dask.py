@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 import pandas as pd  # noqa: E402
 from distributed import Client, LocalCluster  # noqa: E402
 
-from bench.common import machine_line, write_section  # noqa: E402
+from bench.common import machine_line, publish  # noqa: E402
 from qamar.orbit.dispersion import Dispersion, sample_members  # noqa: E402
 from qamar.orbit.forces import ForceModel  # noqa: E402
 from qamar.orbit.gravity import load_field  # noqa: E402
@@ -116,9 +116,7 @@ def main() -> None:
         "work done; CPU / (workers x wall) below 100 % means the workers waited for a core (a load average "
         "above the core count: other work shared the machine), so the speed-up is then a lower bound.",
     ])  # fmt: skip
-    print(markdown)
-    if not args.no_write:
-        print(f"wrote {write_section('dask', markdown)}")
+    publish("dask", markdown, write=not args.no_write)
 
 
 if __name__ == "__main__":

@@ -40,7 +40,7 @@ from numpy.polynomial import chebyshev
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import machine_line, write_section  # noqa: E402
+from bench.common import machine_line, publish  # noqa: E402
 from qamar.constants import GM_EARTH_KM3_S2, GM_SUN_KM3_S2, MOON_RADIUS_KM  # noqa: E402
 from qamar.ephemeris import Ephemeris  # noqa: E402
 from qamar.orbit.elements import state_from_apsides  # noqa: E402
@@ -311,8 +311,7 @@ def main() -> None:
         f"--days {args.days:g} --threads {args.threads}`",
     ]
     markdown = "\n".join(lines)
-    print(markdown)
-    print(f"wrote {write_section('ensemble', markdown)}")
+    publish("ensemble", markdown)
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ from qamar.constants import MOON_RADIUS_KM
 from qamar.orbit.gravity import acceleration_pa_km_s2, gravity_accel_pa, load_field
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.common import machine_line, write_section  # noqa: E402
+from bench.common import machine_line, publish  # noqa: E402
 from tests import orekit_support  # noqa: E402
 
 DEGREES = (50, 100, 200)
@@ -175,7 +175,7 @@ def main() -> None:
             "(Orekit's non-central part plus -GM r/|r|^3).",
         ]
     )
-    print(f"wrote {write_section('gravity', table)}")
+    publish("gravity", table)
 
 
 if __name__ == "__main__":

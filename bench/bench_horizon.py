@@ -45,7 +45,7 @@ from qamar.surface.horizon import compute_horizon
 from qamar.surface.terrain import read_dem
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.common import machine_line, write_section
+from bench.common import machine_line, publish
 
 R_MOON_M = 1737400.0
 R_EARTH_M = 6371000.0  # GRASS r.horizon's curvature radius (GRASS 8.2 manual)
@@ -211,9 +211,7 @@ def main() -> None:
                   "| reference | values | max abs | p99.9 abs | p99 abs | mean abs | mean |", "|---|---|---|---|---|---|---|",
                   *accuracy]
     table = "\n".join(lines)
-    print(table)
-    if not args.no_write:
-        print(f"wrote {write_section('horizon', table)}")
+    publish("horizon", table, write=not args.no_write)
 
 
 if __name__ == "__main__":

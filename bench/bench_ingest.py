@@ -40,7 +40,7 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np
 
-from bench.common import machine_line, write_section
+from bench.common import machine_line, publish
 from qamar.ops.archive import PacketArchive
 from qamar.ops.packets import PacketCodec, SequenceCounters
 from qamar.time import utc_to_tai_s
@@ -195,9 +195,7 @@ def main() -> None:
     for method, n, wall, cpu, ok in rows:
         lines.append(f"| {method} | {n} | {wall:.2f} | {n / wall:,.0f} | {cpu:.2f} | {ok} |")
     markdown = "\n".join(lines)
-    print(markdown)
-    if not args.no_write:
-        print(f"wrote {write_section('ingest', markdown)}")
+    publish("ingest", markdown, write=not args.no_write)
 
 
 if __name__ == "__main__":

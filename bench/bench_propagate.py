@@ -29,7 +29,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import machine_line, write_section  # noqa: E402
+from bench.common import machine_line, publish  # noqa: E402
 from qamar.orbit.elements import state_from_apsides  # noqa: E402
 from qamar.orbit.forces import ForceModel  # noqa: E402
 from qamar.orbit.gravity import load_field  # noqa: E402
@@ -274,8 +274,7 @@ def main() -> None:
     runs = {tool: r[:-2] for tool, r in all_runs.items()}
     converged = {tool: (r[-2], r[-1]) for tool, r in all_runs.items()}
     markdown = report(runs, converged, field, fit, cli, args)
-    print(markdown)
-    print(f"wrote {write_section('propagation', markdown)}")
+    publish("propagation", markdown)
 
 
 if __name__ == "__main__":

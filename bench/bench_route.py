@@ -33,7 +33,7 @@ from qamar.rover.traverse import cost_map
 from qamar.surface.terrain import pixel_lat_lon, read_dem
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.common import machine_line, write_section
+from bench.common import machine_line, publish
 
 SLOPE_COST_DEG = 5.0  # peers.md "Routes"
 MAX_SLOPE_DEG = 20.0
@@ -120,9 +120,7 @@ def main() -> None:
         "Run: `QAMAR_DATA_DIR=../shared/data python bench/bench_route.py`",
     ]
     text = "\n".join(lines)
-    print(text)
-    if not args.no_write:
-        print(f"wrote {write_section('route', text)}")
+    publish("route", text, write=not args.no_write)
 
 
 if __name__ == "__main__":

@@ -29,3 +29,10 @@ def write_section(name: str, markdown: str) -> Path:
     text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
     BENCHMARKS_MD.write_text(text)
     return BENCHMARKS_MD
+
+
+def publish(name: str, markdown: str, write: bool = True) -> None:
+    """Print a benchmark's section and, with ``write``, put it in docs/benchmarks.md."""
+    print(markdown)
+    if write:
+        print(f"wrote {write_section(name, markdown)}")
