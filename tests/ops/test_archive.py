@@ -6,7 +6,6 @@ installed); otherwise these tests run on SQLite alone.
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -32,24 +31,6 @@ def make_packets(n: int, step_s: float = 0.01) -> list[bytes]:
     """``n`` telemetry packets, the three packets in turn, each APID counting on from 0 (wrapping)."""
     return [CODEC.encode_telemetry(*STREAMS[i % 3], seq_count=(i // 3) % 16384, t_tai_s=T0_TAI_S + i * step_s)
             for i in range(n)]
-
-
-def _backends():
-    yield "sqlite"
-    if os.environ.get("QAMAR_TEST_POSTGRES_URL"):
-        yield "postgresql"
-
-
-@pytest.fixture(params=list(_backends()))
-def url(request, tmp_path):
-    """The URL of an empty archive."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'ops.db'}"
-    url = os.environ["QAMAR_TEST_POSTGRES_URL"]
-    with PacketArchive(url) as a:
-        a._connection.execute("DROP TABLE IF EXISTS packets, rejects")
-        a._connection.commit()
-    return url
 
 
 @pytest.fixture

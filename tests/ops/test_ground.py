@@ -1,13 +1,11 @@
 """The ground service core over the simulated link: command stages and timeouts (windows included),
 limit alarms with hysteresis, time-tagged sequences, replay, and a restart that keeps queue and alarms."""
 
-import os
 
 import numpy as np
 import pytest
 
 from qamar.ops import link as lk
-from qamar.ops.archive import PacketArchive
 from qamar.ops.errors import CommandError, CommandRefusedError
 from qamar.ops.ground import GroundConfig, GroundService, limit_level
 from qamar.ops.packets import CommandVerifier, PacketCodec, SequenceCounters
@@ -202,26 +200,9 @@ def test_sequence_files_yaml_and_errors():
         parse_sequence("commands:\n  - {command: NOOP}\n")
 
 
-def _databases():
-    yield "sqlite"
-    if os.environ.get("QAMAR_TEST_POSTGRES_URL"):
-        yield "postgresql"
-
-
-@pytest.fixture(params=list(_databases()))
-def db(request, tmp_path):
-    """An empty database: SQLite, and PostgreSQL when QAMAR_TEST_POSTGRES_URL names a server."""
-    if request.param == "sqlite":
-        return tmp_path / "ops.db"
-    url = os.environ["QAMAR_TEST_POSTGRES_URL"]
-    with PacketArchive(url) as archive, archive.transaction() as cur:
-        cur.execute("DROP TABLE IF EXISTS packets, rejects, commands, alarms")
-    return url
-
-
-def test_a_restarted_service_restores_its_queue_alarms_and_anti_replay_numbers(db):
+def test_a_restarted_service_restores_its_queue_alarms_and_anti_replay_numbers(url):
     windows = [(0.0, 50.0), (1000.0, 5000.0)]
-    clock, _link, ground, rover = _setup(db, windows=windows)
+    clock, _link, ground, rover = _setup(url, windows=windows)
     done = ground.submit("NOOP", at_tai_s=10.0)
     waiting = ground.submit("TURN angle_deg=10", at_tai_s=100.0)  # released at 100, waits for the window
     later = ground.submit("STOP", at_tai_s=2000.0)
@@ -231,7 +212,7 @@ def test_a_restarted_service_restores_its_queue_alarms_and_anti_replay_numbers(d
     clock2 = lk.SimClock(300.0)
     earth = lk.Hop("earth-lander", UP_S, np.asarray(windows))
     link2 = lk.DelayedLink(clock2, earth, lk.Hop("lander-rover", ROVER_S))
-    ground2 = GroundService(db, clock2, link2, KEY)
+    ground2 = GroundService(url, clock2, link2, KEY)
     rover.clock, rover.link = clock2, link2
     link2.on_uplink_delivered = rover.receive
     assert [ground2.command(i).stage for i in (done, waiting, later)] == ["COMPLETED", "RELEASED", "QUEUED"]
