@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 
 from numba import get_num_threads  # noqa: E402
 
-from bench.common import machine_line, publish  # noqa: E402
+from bench.common import machine_line, publish, run_line  # noqa: E402
 from qamar import data  # noqa: E402
 from qamar.constants import MOON_RADIUS_KM  # noqa: E402
 from qamar.frames import body_vector_from_lat_lon  # noqa: E402
@@ -236,7 +236,7 @@ in the same place (every planetary-coverage vertex lies within {1e3 * vertex_km:
 points for the same 24 rays), but its footprints are polygons in longitude/latitude through
 those points, 6 a side, so pixels along the curved edges differ.
 """
-    publish("coverage", markdown, write=not args.no_write)
+    publish("coverage", f"{markdown}\n{run_line()}", write=not args.no_write)
 
 
 if __name__ == "__main__":

@@ -45,7 +45,7 @@ from qamar.surface.horizon import compute_horizon
 from qamar.surface.terrain import read_dem
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.common import machine_line, publish
+from bench.common import machine_line, publish, run_line
 
 R_MOON_M = 1737400.0
 R_EARTH_M = 6371000.0  # GRASS r.horizon's curvature radius (GRASS 8.2 manual)
@@ -211,7 +211,7 @@ def main() -> None:
                   "| reference | values | max abs | p99.9 abs | p99 abs | mean abs | mean |", "|---|---|---|---|---|---|---|",
                   *accuracy]
     table = "\n".join(lines)
-    publish("horizon", table, write=not args.no_write)
+    publish("horizon", f"{table}\n\n{run_line()}", write=not args.no_write)
 
 
 if __name__ == "__main__":

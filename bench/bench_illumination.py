@@ -38,7 +38,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import machine_line, publish
+from bench.common import machine_line, publish, run_line
 
 START, STOP, STEP_H = "2024-01-01", "2025-01-01", 1.0
 OBSERVER_M, N_AZ, MAX_KM = 0.0, 360, 150.0
@@ -180,7 +180,7 @@ def main() -> None:
               "single samples, are decided from them and only the rest (near the horizon) is evaluated exactly; see "
               "the module docstring. The result equals a sample-by-sample evaluation (tested).")]
     md = "\n".join(lines)
-    publish("illumination", md, write=not args.no_write)
+    publish("illumination", f"{md}\n\n{run_line()}", write=not args.no_write)
 
 
 if __name__ == "__main__":

@@ -40,7 +40,7 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np
 
-from bench.common import machine_line, publish
+from bench.common import machine_line, publish, run_line
 from qamar.ops.archive import PacketArchive
 from qamar.ops.packets import PacketCodec, SequenceCounters
 from qamar.time import utc_to_tai_s
@@ -195,7 +195,7 @@ def main() -> None:
     for method, n, wall, cpu, ok in rows:
         lines.append(f"| {method} | {n} | {wall:.2f} | {n / wall:,.0f} | {cpu:.2f} | {ok} |")
     markdown = "\n".join(lines)
-    publish("ingest", markdown, write=not args.no_write)
+    publish("ingest", f"{markdown}\n\n{run_line()}", write=not args.no_write)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import platform
 import re
+import shlex
+import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -36,3 +38,10 @@ def publish(name: str, markdown: str, write: bool = True) -> None:
     print(markdown)
     if write:
         print(f"wrote {write_section(name, markdown)}")
+
+
+def run_line() -> str:
+    """The command that re-creates a section: the running script with the arguments it was given."""
+    script = f"bench/{Path(sys.argv[0]).name}"
+    words = ["QAMAR_DATA_DIR=../shared/data", "python", script, *map(shlex.quote, sys.argv[1:])]
+    return f"Reproduce: `{' '.join(words)}`"
