@@ -143,12 +143,13 @@ def _processing_counts(dask_scheduler):
 
 
 def _kill_a_busy_worker(dask_scheduler, pids):
-    """SIGKILL the first worker holding tasks and return their keys (runs on the scheduler, whose
-    event loop assigns nothing meanwhile, so the keys are exactly what the worker held)."""
+    """SIGKILL the first worker running tasks and return the keys it held: running, and finished
+    but not yet fetched by the client (Dask recomputes those too). Runs on the scheduler, whose
+    event loop assigns nothing meanwhile, so the keys are exactly what the worker held."""
     for address, worker in dask_scheduler.workers.items():
         if worker.processing:
             os.kill(pids[address], signal.SIGKILL)
-            return {str(task.key) for task in worker.processing}
+            return {str(task.key) for task in (*worker.processing, *worker.has_what)}
     return set()
 
 
@@ -156,7 +157,7 @@ def test_a_worker_killed_mid_study_loses_no_finished_member(tmp_path, monkeypatc
     """On qamar's default cluster (two processes of one thread, NUMBA_NUM_THREADS=1), kill one
     worker once the first batch has landed: the study completes, the parts written before the
     kill stay untouched, every member is there exactly once, and only the tasks the killed
-    worker held run again."""
+    worker held (running or finished in its memory) run again."""
     monkeypatch.delenv("DASK_SCHEDULER_ADDRESS", raising=False)
     setup = _setup(10, 30.0)  # each member flies the whole span: about a second of work
     members = members_from_elements(setup, _elements(np.linspace(80.0, 90.0, 12), peri_alt_km=100.0, apo_alt_km=100.0))
