@@ -2,17 +2,17 @@
 240 m south-pole DEM, from a 360-azimuth horizon map. Goal (issue 4): under 60 s on 2 cores,
 peak memory under 4 GB.
 
-The horizon map (360 azimuths, 150 km, far DEM, observer 2 m) is computed once with
+The horizon map (360 azimuths, 150 km, far DEM, observer 0 m) is computed once with
 qamar.surface.horizon and cached outside the repository (``$QAMAR_CACHE_DIR/bench``, default
 ~/.cache/qamar/bench), or given with ``--horizon``. Each measurement runs in a fresh child
 process, so its peak RSS is its own; the compiled kernels come from numba's on-disk cache,
 loaded by a two-pixel call before the clock starts:
 
-- ``file``: ``illumination_maps`` reading the horizon GeoTIFF 64 rows at a time (as the CLI
-  does; the next strip is read while the kernel runs): wall time, CPU time and peak RSS;
+- ``file``: ``illumination_maps`` reading the horizon GeoTIFF 128 rows (one tile row) at a time
+  (as the CLI does; the next strip is read while the kernel runs): wall time, CPU time and peak RSS;
 - ``memory``: the horizon map read whole first (1.7 GB of int16), then only the kernel timed.
 
-Without a full horizon map (computing it takes hours on this machine today), ``--rows-sample K``
+For a quick estimate without the full horizon map (about 150 s to compute), ``--rows-sample K``
 computes the horizons of K evenly spaced full rows (cached too) and times those rows, each as a
 one-row DEM; the table then gives the time per pixel-sample and scales it to the full grid
 (an estimate: rows differ in how often the Sun grazes their horizons).
@@ -125,7 +125,7 @@ def _measure(mode: str, horizon: Path, rows: list[int] | None) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--horizon", type=Path, help="horizon map of the whole DEM (360 az, 150 km, observer 2 m)")
+    parser.add_argument("--horizon", type=Path, help="horizon map of the whole DEM (360 az, 150 km, observer 0 m)")
     parser.add_argument("--rows-sample", type=int, default=0, help="time K evenly spaced rows only")
     parser.add_argument("--no-write", action="store_true", help="print the table, do not write docs/benchmarks.md")
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -169,7 +169,7 @@ def main() -> None:
     for r in runs:
         per = r["cpu_s"] / (r["pixels"] * r["samples"]) * 1e9
         full = r["wall_s"] * n_full / (r["pixels"] * r["samples"])
-        what = {"file": "GeoTIFF, read 64 rows at a time", "memory": "in memory (read before the clock)"}[r["mode"]]
+        what = {"file": "GeoTIFF, read 128 rows at a time", "memory": "in memory (read before the clock)"}[r["mode"]]
         if rows:
             what = f"{len(rows)} sampled rows (scaled)"
         lines.append(f"| {what} | {r['pixels']:,} | {r['wall_s']:.1f} | {r['cpu_s']:.1f} | {per:.1f} | {full:.0f} | "
@@ -177,7 +177,8 @@ def main() -> None:
     lines += ["", ("Method: per pixel and azimuth bin, thresholds on the sine of the body's latitude (a time-only "
               "quantity) above which the body is wholly visible and below which wholly hidden (for a polar pixel its "
               "azimuth is its longitude relative to the pixel's, to a bound); blocks of 64 and 16 samples, then "
-              "single samples, are decided from them and only the rest (near the horizon) is evaluated exactly; see "
+              "single samples, are decided from them and only the rest (near the horizon) is evaluated exactly, in "
+              "vectorised passes; see "
               "the module docstring. The result equals a sample-by-sample evaluation (tested).")]
     md = "\n".join(lines)
     publish("illumination", f"{md}\n\n{run_line()}", write=not args.no_write)

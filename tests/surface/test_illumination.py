@@ -172,7 +172,7 @@ def _smooth_profiles(shape, n_az, rng):
 
 
 def test_maps_equal_sample_by_sample_evaluation():
-    """The bisection kernel's sums equal evaluating every sample (point queries) for a year of
+    """The map kernel's sums equal evaluating every sample (point queries) for a year of
     hourly samples, Sun and Earth, on a crop of the real south-pole DEM with varied horizons."""
     dem = read_dem(data.path("dem_south_pole_240m"), window=Window(730, 700, 10, 8))
     hmap = HorizonMap(_smooth_profiles(dem.shape, 360, np.random.default_rng(3)), np.arange(360.0), dem.transform,

@@ -116,8 +116,9 @@ _AZIMUTH_CONVENTION = (
 class HorizonMap:
     """Horizon elevations of a DEM grid.
 
-    ``elev_cdeg`` int16 (ny, nx, n_az): horizon elevation in centi-degrees, azimuth index
-    fastest, :data:`NODATA_CDEG` where the pixel has no data. ``azimuths_deg`` (n_az,) =
+    ``elev_cdeg`` int16 (ny, nx, n_az): horizon elevation in centi-degrees,
+    :data:`NODATA_CDEG` where the pixel has no data (computed maps store the azimuth index
+    fastest; maps read from a file are a view of its (n_az, ny, nx) bands). ``azimuths_deg`` (n_az,) =
     k * 360 / n_az, clockwise from local true north (see the module docstring for the pole).
     ``transform``/``crs`` are those of the DEM grid.
     """
@@ -1208,7 +1209,8 @@ def write_horizon(hmap: HorizonMap, path: str | Path) -> Path:
 
 
 def read_horizon(path: str | Path, window: Window | None = None) -> HorizonMap:
-    """Read a horizon map written by :func:`write_horizon` (optionally a window of it).
+    """Read a horizon map written by :func:`write_horizon` (optionally a window of it). Its
+    ``elev_cdeg`` views the bands as read, (n_az, ny, nx): no copy into (ny, nx, n_az) order.
 
     Raises DataFormatError if the file is missing or is not a qamar horizon map.
     """
@@ -1222,11 +1224,6 @@ def read_horizon(path: str | Path, window: Window | None = None) -> HorizonMap:
             raise DataFormatError(f"{path} is not a qamar horizon map (no QAMAR_HORIZON_* tags): compute one with "
                                   "`qamar surface horizon`")
         win = window if window is not None else Window(0, 0, ds.width, ds.height)
-        ny, nx = int(win.height), int(win.width)
-        elev = np.empty((ny, nx, ds.count), dtype=np.int16)
-        for r in range(0, ny, _BLOCK_PX):
-            r1 = min(ny, r + _BLOCK_PX)
-            sub = Window(win.col_off, win.row_off + r, nx, r1 - r)
-            elev[r:r1] = ds.read(window=sub).transpose(1, 2, 0)
+        elev = ds.read(window=win).transpose(1, 2, 0)
         return HorizonMap(elev, np.arange(ds.count) * (360.0 / ds.count), ds.window_transform(win), ds.crs,
                           float(tags[f"{_TAG_PREFIX}OBSERVER_HEIGHT_M"]), float(tags[f"{_TAG_PREFIX}MAX_DISTANCE_KM"]))

@@ -52,7 +52,8 @@ compare their range of s with the extremes of the thresholds over the groups the
 ``alpha`` touches (runs of 8 groups), undecided blocks split into blocks of 16 (single groups),
 then single samples are compared with their own group's thresholds; the rest (near the horizon:
 about 5 % of the Sun's samples on the south-pole grid, half of them partly hidden discs) are
-evaluated with the exact formulas above. Every bound carries a margin of 1e-7 rad over the exact
+evaluated with the exact formulas above, in passes over the undecided samples
+whose arithmetic LLVM vectorises (:func:`_exact_values`). Every bound carries a margin of 1e-7 rad over the exact
 path's own approximations, so results equal a sample-by-sample evaluation (tested); a track
 need not be smooth or sampled evenly (bounds come from the samples themselves). Away from the
 poles the azimuth bound E grows and the tables decide less (correct, slower).
@@ -100,6 +101,9 @@ _SLACK_RAD = 1e-7
 _CDEG_MAX = 9000
 # Largest distance of a site from the Moon's centre used in the bounds (km): 20 km above the sphere.
 _MAX_SITE_RADIUS_KM = 1760.0
+# Compiled without FMA contraction (bounds hold for the exact path's own rounding) and with IEEE
+# division (no zero check), which lets LLVM vectorise the exact path's loops.
+_JIT = {"cache": True, "fastmath": False, "error_model": "numpy", "nogil": True}
 
 
 # ---------------------------------------------------------------------------------------
@@ -199,7 +203,7 @@ def disc_visible_fraction(offset_rad, radius_rad) -> np.ndarray:
 # ---------------------------------------------------------------------------------------
 
 
-@njit(cache=True, fastmath=False, nogil=True, inline="always")
+@njit(**_JIT, inline="always")
 def _atan2(y: float, x: float) -> float:
     """atan2 to 2e-8 rad, several times faster than libm: octant reduction to |u| <= tan(pi/8)
     and the Taylor series of atan through u^15 (alternating: error <= |u|^17 / 17 < 1.9e-8)."""
@@ -240,7 +244,7 @@ def _segment_series(degree: int) -> np.ndarray:
 _SEGMENT_Q = _segment_series(10)  # 11 coefficients, as _segment_fraction reads them
 
 
-@njit(cache=True, fastmath=False, nogil=True, inline="always")
+@njit(**_JIT, inline="always")
 def _segment_fraction(u: float) -> float:
     """Visible fraction of a unit disc whose centre is ``u`` radii above a straight edge,
     1 - (acos u - u sqrt(1 - u^2)) / pi (0 below u = -1, 1 above u = 1), without branches on
@@ -254,29 +258,6 @@ def _segment_fraction(u: float) -> float:
         + ((c[8] + c[9] * a) + c[10] * a2) * (a4 * a4)
     beyond = a * math.sqrt(a) * q * (2.0 / math.pi)
     return 1.0 - beyond if u >= 0.0 else beyond
-
-
-@njit(cache=True, fastmath=False, nogil=True, inline="always")
-def _look(p_km, k, b, r_km):
-    """Topocentric (north, east, up) components (km) of body sample ``k`` from a site with
-    ENU basis ``b`` (east 0:3, north 3:6, up 6:9) at ``r_km`` from the centre."""
-    px, py, pz = p_km[k, 0], p_km[k, 1], p_km[k, 2]
-    x = px * b[3] + py * b[4] + pz * b[5]
-    y = px * b[0] + py * b[1] + pz * b[2]
-    z = px * b[6] + py * b[7] + pz * b[8] - r_km
-    return x, y, z
-
-
-@njit(cache=True, fastmath=False, nogil=True, inline="always")
-def _direction(p_km, k, b, r_km, out, i):
-    """Topocentric unit vector (north, east, up) of body sample ``k`` into ``out[i:i + 3]``;
-    ``out[i + 3]`` = -1 marks its azimuth as not yet computed (see :func:`_azimuth`)."""
-    x, y, z = _look(p_km, k, b, r_km)
-    inv = 1.0 / math.sqrt(x * x + y * y + z * z)
-    out[i] = x * inv
-    out[i + 1] = y * inv
-    out[i + 2] = z * inv
-    out[i + 3] = -1.0
 
 
 def _diamond_table(n: int) -> np.ndarray:
@@ -295,20 +276,21 @@ def _diamond_table(n: int) -> np.ndarray:
 _AZ_TABLE = _diamond_table(16384)
 
 
-@njit(cache=True, fastmath=False, nogil=True, inline="always")
-def _azimuth(v, i):
-    """Azimuth (rad, [0, 2 pi)) of the direction in ``v[i:i + 3]``, computed once into ``v[i + 3]``."""
-    if v[i + 3] < 0.0:
-        n, e = v[i], v[i + 1]
-        ratio = n / (abs(n) + abs(e)) if abs(n) + abs(e) > 0.0 else 1.0
-        p = 1.0 - ratio if e >= 0.0 else 3.0 + ratio
-        f = p * ((_AZ_TABLE.size - 1) / 4.0)
-        j = min(int(f), _AZ_TABLE.size - 2)
-        v[i + 3] = _AZ_TABLE[j] + (f - j) * (_AZ_TABLE[j + 1] - _AZ_TABLE[j])
-    return v[i + 3]
+@njit(**_JIT, inline="always")
+def _diamond(n, e):
+    """Position (in table steps) of the direction (north ``n``, east ``e``) in _AZ_TABLE."""
+    ratio = n / max(abs(n) + abs(e), 1e-300)
+    return (1.0 - ratio if e >= 0.0 else 3.0 + ratio) * ((_AZ_TABLE.size - 1) / 4.0)
 
 
-@njit(cache=True, fastmath=False, nogil=True, inline="always")
+@njit(**_JIT, inline="always")
+def _table_azimuth(f):
+    """Azimuth (rad, [0, 2 pi]) at table position ``f`` of :func:`_diamond`, linear between entries."""
+    j = min(int(f), _AZ_TABLE.size - 2)
+    return _AZ_TABLE[j] + (f - j) * (_AZ_TABLE[j + 1] - _AZ_TABLE[j])
+
+
+@njit(**_JIT, inline="always")
 def _horizon_at(h, naz, az):
     """Horizon elevation (rad) and slope d h / d az (rad/rad) at azimuth ``az`` in [0, 2 pi),
     linear between the ``naz`` samples of ``h`` (``h[naz] == h[0]``)."""
@@ -322,18 +304,24 @@ def _horizon_at(h, naz, az):
     return h0 + fr * (h1 - h0), (h1 - h0) * (naz / _TWO_PI)
 
 
-@njit(cache=True, fastmath=False, nogil=True, inline="always")
-def _asin(s: float) -> float:
-    """asin to 1e-9 rad: its Taylor series through s^13 for |s| <= 0.3 (remainder < 3e-10),
-    else via :func:`_atan2`."""
-    if abs(s) > 0.3:
-        return _atan2(s, math.sqrt(max(0.0, 1.0 - s * s)))
+@njit(**_JIT, inline="always")
+def _asin_series(s: float) -> float:
+    """asin by its Taylor series through s^13: to 3e-10 rad for |s| <= 0.3."""
     s2 = s * s
     return s * (1.0 + s2 * (1.0 / 6.0 + s2 * (3.0 / 40.0 + s2 * (5.0 / 112.0 + s2 * (35.0 / 1152.0 + s2 * (
         63.0 / 2816.0 + s2 * (231.0 / 13312.0)))))))
 
 
-@njit(cache=True, fastmath=False, nogil=True)
+@njit(**_JIT, inline="always")
+def _asin(s: float) -> float:
+    """asin to 1e-9 rad: its Taylor series through s^13 for |s| <= 0.3 (remainder < 3e-10),
+    else via :func:`_atan2`."""
+    if abs(s) > 0.3:
+        return _atan2(s, math.sqrt(max(0.0, 1.0 - s * s)))
+    return _asin_series(s)
+
+
+@njit(**_JIT)
 def _clears_samples(el, cos2, az, h, naz, disc_rad):
     """1 (0) if a disc of radius ``disc_rad`` centred at elevation ``el`` (rad, cos2 = cos^2 el)
     lies wholly above (below) every horizon sample within its azimuth extent, else -1."""
@@ -352,31 +340,67 @@ def _clears_samples(el, cos2, az, h, naz, disc_rad):
     return -1
 
 
-@njit(cache=True, fastmath=False, nogil=True, inline="always")
-def _value(zeta, az, h, naz, disc_rad):
-    """Exact value of one sample from the sine of its elevation and its azimuth, and the
-    elevation and the horizon there (rad). ``disc_rad`` > 0: the Sun's visible fraction, the
-    circular segment beyond the straight horizon line through the horizon's value hh and slope
-    at the centre's azimuth, d / sqrt(1 + (slope / cos el)^2) from the centre (d = el - hh; 0 or
-    1 where it misses the disc), unless the line cuts the disc but the disc lies wholly above
-    (below) every horizon sample within its azimuth extent (a steep line), then 1 (0): the
-    samples bracket the line at the centre, so that needs |d| > disc. ``disc_rad`` == 0: 1/0
-    for a body centre above/below the horizon."""
-    el = _asin(zeta)
-    hh, slope = _horizon_at(h, naz, az)
-    if disc_rad == 0.0:
-        return (1.0 if el > hh else 0.0), el, hh
-    d = el - hh
-    cos2 = max(1.0 - zeta * zeta, 1e-18)
-    u = d * math.sqrt(cos2 / ((cos2 + slope * slope) * (disc_rad * disc_rad)))
-    if abs(d) > disc_rad and abs(u) < 1.0:
-        clear = _clears_samples(el, cos2, az, h, naz, disc_rad)
-        if clear >= 0:
-            return float(clear), el, hh
-    return _segment_fraction(u), el, hh
+@njit(**_JIT)
+def _exact_values(p_km, index, n, b, r_km, h, naz, disc_rad, work, values):
+    """Exact values of body samples ``index[:n]`` seen from a site (ENU basis ``b``, east 0:3,
+    north 3:6, up 6:9, at ``r_km`` from the centre; horizon ``h`` in rad, naz samples and
+    ``h[naz] == h[0]``) into ``values[index[i]]``; ``work`` (7, >= n) keeps per i the azimuth
+    (row 0), the horizon there (row 1) and the elevation (row 4), all rad.
+
+    ``disc_rad`` (per sample) given: the Sun's visible fraction, the circular segment beyond the
+    straight horizon line through the horizon's value hh and slope at the centre's azimuth,
+    d / sqrt(1 + (slope / cos el)^2) from the centre (d = el - hh; 0 or 1 where it misses the
+    disc), unless the line cuts the disc but the disc lies wholly above (below) every horizon
+    sample within its azimuth extent (a steep line), then 1 (0): the samples bracket the line
+    at the centre, so that needs |d| > disc. ``disc_rad`` empty: 1/0 for a body centre
+    above/below the horizon. In passes over the samples, the arithmetic ones free of table
+    look-ups (so vectorised)."""
+    az, hh, slope, disc, el, f, zeta = work[0], work[1], work[2], work[3], work[4], work[5], work[6]
+    with_disc = disc_rad.size > 0
+    for i in range(n):
+        k = index[i]
+        az[i], hh[i], slope[i] = p_km[k, 0], p_km[k, 1], p_km[k, 2]  # the body, until pass 3
+        disc[i] = disc_rad[k] if with_disc else 0.0
+    b0, b1, b2, b3, b4, b5, b6, b7, b8 = b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8]
+    for i in range(n):  # topocentric unit vector: elevation, table position of the azimuth
+        px, py, pz = az[i], hh[i], slope[i]
+        x = px * b3 + py * b4 + pz * b5
+        y = px * b0 + py * b1 + pz * b2
+        z = px * b6 + py * b7 + pz * b8 - r_km
+        inv = 1.0 / math.sqrt(x * x + y * y + z * z)
+        zeta[i] = z * inv
+        el[i] = _asin_series(z * inv)
+        f[i] = _diamond(x * inv, y * inv)
+    scale = naz / _TWO_PI
+    for i in range(n):  # azimuth and the horizon line there
+        a = _table_azimuth(f[i])
+        q = a * scale
+        j = min(int(q), naz - 1)
+        h0, h1 = h[j], h[j + 1]
+        az[i], hh[i], slope[i] = a, h0 + (q - j) * (h1 - h0), (h1 - h0) * scale
+        if abs(zeta[i]) > 0.3:
+            el[i] = _asin(zeta[i])
+    if not with_disc:
+        for i in range(n):
+            values[index[i]] = 1.0 if el[i] > hh[i] else 0.0
+        return
+    for i in range(n):  # the circular segment; a steep line is marked by a negative disc
+        d = el[i] - hh[i]
+        cos2 = max(1.0 - zeta[i] * zeta[i], 1e-18)
+        r = disc[i]
+        u = d * math.sqrt(cos2 / ((cos2 + slope[i] * slope[i]) * (r * r)))
+        f[i] = _segment_fraction(u)
+        disc[i] = -r if abs(d) > r and abs(u) < 1.0 else r
+    for i in range(n):
+        v = f[i]
+        if disc[i] < 0.0:
+            clear = _clears_samples(el[i], max(1.0 - zeta[i] * zeta[i], 1e-18), az[i], h, naz, -disc[i])
+            if clear >= 0:
+                v = float(clear)
+        values[index[i]] = v
 
 
-@njit(cache=True, fastmath=False, nogil=True, inline="always")
+@njit(**_JIT, inline="always")
 def _bin_extremes(h, naz, az_lo, az_hi):
     """Extremes (rad) of the horizon samples that the profile between azimuths az_lo and
     az_hi (rad, within one turn of [0, 2 pi)) interpolates."""
@@ -392,8 +416,8 @@ def _bin_extremes(h, naz, az_lo, az_hi):
     return lo, hi
 
 
-@njit(cache=True, fastmath=False, nogil=True)
-def _reach(reach, lat_rad, b, disc_rad, h, naz, hmin, hmax, v):
+@njit(**_JIT)
+def _reach(reach, lat_rad, b, disc_rad, h, naz, hmin, hmax):
     """Where a body can be over the whole track, seen from a pixel: (state, el_abs) with state
     0/1 when no/every sample is visible whatever the time, else -1, and el_abs a bound on the
     absolute elevation of the body's centre over the track (rad).
@@ -407,18 +431,16 @@ def _reach(reach, lat_rad, b, disc_rad, h, naz, hmin, hmax, v):
     lo, hi = hmin, hmax
     alpha = reach[3]
     if alpha >= 0.0:
-        v[0] = reach[0] * b[3] + reach[1] * b[4] + reach[2] * b[5]
-        v[1] = reach[0] * b[0] + reach[1] * b[1] + reach[2] * b[2]
-        v[2] = reach[0] * b[6] + reach[1] * b[7] + reach[2] * b[8]
-        v[3] = -1.0
-        el_m = _asin(v[2])
+        m_north = reach[0] * b[3] + reach[1] * b[4] + reach[2] * b[5]
+        m_east = reach[0] * b[0] + reach[1] * b[1] + reach[2] * b[2]
+        el_m = _asin(reach[0] * b[6] + reach[1] * b[7] + reach[2] * b[8])
         el_hi = min(el_hi, el_m + alpha)
         el_lo = max(el_lo, el_m - alpha)
         cos_m = math.cos(el_m)
         if alpha + disc_rad < 0.5 * cos_m:
             x = (alpha + disc_rad) / cos_m
             pad = x * (1.0 + 0.2 * x * x)  # >= asin(sin(alpha + disc) / cos(el_m)), x <= 1/2
-            az = _azimuth(v, 0)
+            az = _table_azimuth(_diamond(m_north, m_east))
             lo, hi = _bin_extremes(h, naz, az - pad, az + pad)
     el_hi += _SLACK_RAD
     el_lo -= _SLACK_RAD
@@ -430,22 +452,23 @@ def _reach(reach, lat_rad, b, disc_rad, h, naz, hmin, hmax, v):
     return -1, el_abs
 
 
-@njit(cache=True, fastmath=False, nogil=True, inline="always")
+@njit(**_JIT, inline="always")
 def _gap(x, a, b):
     """Distance from x to the interval [a, b] (0 inside)."""
     return a - x if x < a else (x - b if x > b else 0.0)
 
 
-@njit(cache=True, fastmath=False, nogil=True)
-def _pixel_horizon(row_cdeg, h):
-    """Fill the pixel's horizon (rad, h[naz] = h[0]); return (min, max) or (nan, nan) if the
-    row has no data."""
+@njit(**_JIT)
+def _pixel_horizon(row_cdeg, profile, h):
+    """Copy the pixel's horizon (any stride) into ``profile`` (int16 centi-degrees) and ``h``
+    (rad, h[naz] = h[0]); return (min, max) or (nan, nan) if the row has no data."""
     naz = row_cdeg.size
     hmin, hmax = 10.0, -10.0
     for j in range(naz):
         c = row_cdeg[j]
         if c == NODATA_CDEG:
             return math.nan, math.nan
+        profile[j] = c
         h[j] = c * _CDEG_TO_RAD
         hmin = min(hmin, h[j])
         hmax = max(hmax, h[j])
@@ -453,7 +476,7 @@ def _pixel_horizon(row_cdeg, h):
     return hmin, hmax
 
 
-@njit(cache=True, fastmath=False, nogil=True)
+@njit(**_JIT)
 def _azimuth_pad(tan_max, sin_lat, cos_lat, disc_rad, el_abs):
     """Largest distance (rad) from the pixel-relative longitude of a body (``sigma beta`` of
     :func:`_group_tables`) to the azimuths the exact path reads the horizon at: the body's
@@ -473,7 +496,7 @@ def _azimuth_pad(tan_max, sin_lat, cos_lat, disc_rad, el_abs):
     return math.asin(w) + math.atan((1.0 - s) / (2.0 * math.sqrt(s))) + disc_rad / math.cos(el_abs) + _SLACK_RAD
 
 
-@njit(cache=True, fastmath=False, nogil=True, inline="always")
+@njit(**_JIT, inline="always")
 def _wrap(q, naz):
     """q modulo naz in [0, naz) for an integer-valued float q (no integer division)."""
     j = int(q - naz * math.floor(q * (1.0 / naz)))
@@ -484,7 +507,7 @@ def _wrap(q, naz):
     return j
 
 
-@njit(cache=True, fastmath=False, nogil=True)
+@njit(**_JIT)
 def _group_tables(row_cdeg, pad_rad, cs, lit_x, dark_x, v_lo, v_hi, g_first, count, lit_w, dark_w, lit_c, dark_c):
     """Thresholds of ``count`` azimuth groups from ``g_first`` (cyclic) for one pixel and body;
     returns (max lit_w, min dark_w) over them.
@@ -546,7 +569,7 @@ def _group_tables(row_cdeg, pad_rad, cs, lit_x, dark_x, v_lo, v_hi, g_first, cou
     return top_lit, bottom_dark
 
 
-@njit(cache=True, fastmath=False, nogil=True, inline="always")
+@njit(**_JIT, inline="always")
 def _coarse_extremes(j0, n, naz, lit_c, dark_c):
     """(max lit, min dark) over the coarse groups holding the n groups from group j0 (cyclic),
     from the sparse tables of :func:`_group_tables` (two overlapping runs); more than 8 coarse
@@ -563,7 +586,7 @@ def _coarse_extremes(j0, n, naz, lit_c, dark_c):
     return max(lit_c[level, c0], lit_c[level, c2]), min(dark_c[level, c0], dark_c[level, c2])
 
 
-@njit(cache=True, fastmath=False, nogil=True, inline="always")
+@njit(**_JIT, inline="always")
 def _block_state(blk, i, sigma, off, uz, naz, lit_w, dark_w, lit_c, dark_c, coarse, top_lit, bottom_dark):
     """1 (0) if every sample of block ``i`` is wholly visible (hidden) by the group tables of
     :func:`_group_tables`, else -1. ``blk[i]`` = (min, max) of the body's longitude (unwrapped,
@@ -601,7 +624,7 @@ def _block_state(blk, i, sigma, off, uz, naz, lit_w, dark_w, lit_c, dark_c, coar
     return -1
 
 
-@njit(cache=True, fastmath=False, nogil=True, inline="always")
+@njit(**_JIT, inline="always")
 def _push(seg_start, seg_state, nseg, k, state):
     """Append a run of ``state`` from sample k unless it continues the last run; returns the count."""
     if nseg == 0 or seg_state[nseg - 1] != state:
@@ -611,17 +634,18 @@ def _push(seg_start, seg_state, nseg, k, state):
     return nseg
 
 
-@njit(cache=True, fastmath=False, nogil=True)
+@njit(**_JIT)
 def _track_segments(tab, p_km, disc_rad, disc_max, reach, lat_rad, lon_rad, b, r_km, row_cdeg, h, hmin, hmax,
-                    lit_w, dark_w, lit_c, dark_c, todo, seg_start, seg_state, values, v):
+                    lit_w, dark_w, lit_c, dark_c, todo, seg_start, seg_state, values, work):
     """Split the samples of one body at one pixel into runs: state 0 (none visible), 1 (all
     visible) or 2 (values per sample in ``values``). Returns the number of runs;
     ``seg_start[n]`` = n samples. ``tab`` is the body's :func:`_track_table`; ``lit_w`` ...
-    ``dark_c`` (see :func:`_group_tables`), ``todo`` (n samples) and ``v`` (8,) are work space."""
+    ``dark_c`` (see :func:`_group_tables`), ``todo`` (n samples) and ``work`` (7, n samples) are
+    work space; ``disc_rad`` is empty for a point body (the Earth)."""
     alpha, group, s, blk1, blk2, lit_x, dark_x, v_lo, v_hi, par = tab
     nt = alpha.size
     naz = row_cdeg.size
-    state, el_abs = _reach(reach, lat_rad, b, disc_max, h, naz, hmin, hmax, v)
+    state, el_abs = _reach(reach, lat_rad, b, disc_max, h, naz, hmin, hmax)
     if state >= 0:
         seg_start[0] = 0
         seg_state[0] = state
@@ -666,15 +690,12 @@ def _track_segments(tab, p_km, disc_rad, disc_max, reach, lat_rad, lon_rad, b, r
                 todo[n_todo] = k
                 n_todo += (w <= lw) & (w >= dark_w[j])
             nseg = _push(seg_start, seg_state, nseg, m0, 2)
-    for i in range(n_todo):  # the undecided samples, exactly
-        k = todo[i]
-        _direction(p_km, k, b, r_km, v, 0)
-        values[k] = _value(v[2], _azimuth(v, 0), h, naz, disc_rad[k] if disc_max > 0.0 else 0.0)[0]
+    _exact_values(p_km, todo, n_todo, b, r_km, h, naz, disc_rad, work, values)  # the undecided samples
     seg_start[nseg] = nt
     return nseg
 
 
-@njit(cache=True, fastmath=False, nogil=True)
+@njit(**_JIT)
 def _enu(lat_rad, lon_rad, b):
     """ENU basis of :func:`qamar.surface.terrain.enu_basis` into b (east, north, up)."""
     sl, cl, so, co = math.sin(lat_rad), math.cos(lat_rad), math.sin(lon_rad), math.cos(lon_rad)
@@ -683,7 +704,7 @@ def _enu(lat_rad, lon_rad, b):
     b[6], b[7], b[8] = cl * co, cl * so, sl
 
 
-@njit(cache=True, fastmath=False, nogil=True, parallel=True)
+@njit(**_JIT, parallel=True)
 def _illumination_rows(elev_cdeg, lat_rad, lon_rad, r_km, sun_km, sun_rad, sun_tab, sun_reach, earth_km, earth_tab,
                        earth_reach, sun_sum, earth_sum, both_sum, night_max):
     """Per pixel of a block of rows: sum over samples of the Sun's visible fraction, of Earth
@@ -695,6 +716,7 @@ def _illumination_rows(elev_cdeg, lat_rad, lon_rad, r_km, sun_km, sun_rad, sun_t
     disc_max = sun_rad.max()
     for iy in prange(ny):
         h = np.empty(naz + 1)
+        profile = np.empty(naz, np.int16)
         lit_w = np.empty(naz)
         dark_w = np.empty(naz)
         lit_c = np.empty((4, 2 * (-(-naz // _COARSE))))
@@ -706,19 +728,19 @@ def _illumination_rows(elev_cdeg, lat_rad, lon_rad, r_km, sun_km, sun_rad, sun_t
         seg_e = np.empty(nt + 1, np.int64)
         state_e = np.empty(nt + 1, np.int8)
         val_e = np.empty(nt)
-        v = np.empty(8)
+        work = np.empty((7, nt))
         todo = np.empty(nt, np.int64)
+        no_disc = np.empty(0)
         for ix in range(nx):
             r = r_km[iy, ix]
-            row_cdeg = elev_cdeg[iy, ix]
-            hmin, hmax = _pixel_horizon(row_cdeg, h)
+            hmin, hmax = _pixel_horizon(elev_cdeg[iy, ix], profile, h)
             if not r > 0.0 or math.isnan(hmin):
                 sun_sum[iy, ix] = earth_sum[iy, ix] = both_sum[iy, ix] = night_max[iy, ix] = math.nan
                 continue
             lat, lon = lat_rad[iy, ix], lon_rad[iy, ix]
             _enu(lat, lon, b)
-            n_s = _track_segments(sun_tab, sun_km, sun_rad, disc_max, sun_reach, lat, lon, b, r, row_cdeg, h, hmin,
-                                  hmax, lit_w, dark_w, lit_c, dark_c, todo, seg_s, state_s, val_s, v)
+            n_s = _track_segments(sun_tab, sun_km, sun_rad, disc_max, sun_reach, lat, lon, b, r, profile, h, hmin,
+                                  hmax, lit_w, dark_w, lit_c, dark_c, todo, seg_s, state_s, val_s, work)
             total, run, longest = 0.0, 0, 0
             for i in range(n_s):
                 k0, k1, s = seg_s[i], seg_s[i + 1], state_s[i]
@@ -737,8 +759,8 @@ def _illumination_rows(elev_cdeg, lat_rad, lon_rad, r_km, sun_km, sun_rad, sun_t
             night_max[iy, ix] = longest
             if not with_earth:
                 continue
-            n_e = _track_segments(earth_tab, earth_km, sun_rad, 0.0, earth_reach, lat, lon, b, r, row_cdeg, h, hmin,
-                                  hmax, lit_w, dark_w, lit_c, dark_c, todo, seg_e, state_e, val_e, v)
+            n_e = _track_segments(earth_tab, earth_km, no_disc, 0.0, earth_reach, lat, lon, b, r, profile, h, hmin,
+                                  hmax, lit_w, dark_w, lit_c, dark_c, todo, seg_e, state_e, val_e, work)
             total = 0.0
             for i in range(n_e):
                 if state_e[i] == 1:
@@ -770,25 +792,27 @@ def _illumination_rows(elev_cdeg, lat_rad, lon_rad, r_km, sun_km, sun_rad, sun_t
             both_sum[iy, ix] = both
 
 
-@njit(cache=True, fastmath=False, nogil=True)
+@njit(**_JIT)
 def _point_series(row_cdeg, lat_rad, lon_rad, r_km, sun_km, sun_rad, earth_km, out):
     """Every sample at one site: out columns = sun el, az, horizon at sun az, visible fraction,
     earth el, az, horizon at earth az, in view (radians / fractions)."""
     naz = row_cdeg.size
+    nt = sun_km.shape[0]
     h = np.empty(naz + 1)
     for j in range(naz):
         h[j] = row_cdeg[j] * _CDEG_TO_RAD
     h[naz] = h[0]
     b = np.empty(9)
-    v = np.empty(4)
     _enu(lat_rad, lon_rad, b)
-    for k in range(sun_km.shape[0]):
-        _direction(sun_km, k, b, r_km, v, 0)
-        f, el, hh = _value(v[2], _azimuth(v, 0), h, naz, sun_rad[k])
-        out[k, 0], out[k, 1], out[k, 2], out[k, 3] = el, v[3], hh, f
-        _direction(earth_km, k, b, r_km, v, 0)
-        f, el, hh = _value(v[2], _azimuth(v, 0), h, naz, 0.0)
-        out[k, 4], out[k, 5], out[k, 6], out[k, 7] = el, v[3], hh, f
+    every = np.arange(nt)
+    work = np.empty((7, nt))
+    values = np.empty(nt)
+    for body, p_km, disc_rad in ((0, sun_km, sun_rad), (4, earth_km, sun_rad[:0])):
+        _exact_values(p_km, every, nt, b, r_km, h, naz, disc_rad, work, values)
+        out[:, body] = work[4, :nt]
+        out[:, body + 1] = work[0, :nt]
+        out[:, body + 2] = work[1, :nt]
+        out[:, body + 3] = values
 
 
 # ---------------------------------------------------------------------------------------
@@ -936,7 +960,7 @@ def sample_sums(
     tracks: BodyTracks,
     *,
     with_earth: bool = True,
-    rows_per_block: int = 64,
+    rows_per_block: int = 128,  # the horizon file's tile height: each tile is decoded once
     progress: bool = True,
     desc: str = "illumination",
 ) -> list[np.ndarray]:
@@ -989,7 +1013,7 @@ def illumination_maps(
     *,
     observer_height_m: float | None = None,
     with_earth: bool = True,
-    rows_per_block: int = 64,
+    rows_per_block: int = 128,
     progress: bool = True,
 ) -> IlluminationMaps:
     """Sunlit, Earth-in-view and both fractions and the longest night at every DEM pixel.
