@@ -95,7 +95,7 @@ _CDEG_TO_RAD = math.pi / 18000.0
 _BLOCKS = (64, 16)
 _COARSE = 8
 # Margin (rad) of every decision over the exact path's own approximations (elevation to 1e-9 rad,
-# azimuth to 2e-8 rad, see _asin and _azimuth) and rounding.
+# azimuth to 2e-8 rad, see _asin and _table_azimuth) and rounding.
 _SLACK_RAD = 1e-7
 # Horizon elevations lie within +-90 deg (centi-degrees); beyond, the threshold tables clip.
 _CDEG_MAX = 9000
@@ -295,9 +295,7 @@ def _horizon_at(h, naz, az):
     """Horizon elevation (rad) and slope d h / d az (rad/rad) at azimuth ``az`` in [0, 2 pi),
     linear between the ``naz`` samples of ``h`` (``h[naz] == h[0]``)."""
     f = az * (naz / _TWO_PI)
-    j = int(f)
-    if j >= naz:
-        j = naz - 1
+    j = min(int(f), naz - 1)
     fr = f - j
     h0 = h[j]
     h1 = h[j + 1]
@@ -371,13 +369,9 @@ def _exact_values(p_km, index, n, b, r_km, h, naz, disc_rad, work, values):
         zeta[i] = z * inv
         el[i] = _asin_series(z * inv)
         f[i] = _diamond(x * inv, y * inv)
-    scale = naz / _TWO_PI
     for i in range(n):  # azimuth and the horizon line there
-        a = _table_azimuth(f[i])
-        q = a * scale
-        j = min(int(q), naz - 1)
-        h0, h1 = h[j], h[j + 1]
-        az[i], hh[i], slope[i] = a, h0 + (q - j) * (h1 - h0), (h1 - h0) * scale
+        az[i] = _table_azimuth(f[i])
+        hh[i], slope[i] = _horizon_at(h, naz, az[i])
         if abs(zeta[i]) > 0.3:
             el[i] = _asin(zeta[i])
     if not with_disc:
