@@ -10,13 +10,16 @@ import numpy as np
 import pytest
 
 from qamar.constants import AU_KM
+from qamar.errors import ModelConfigError
+from qamar.ops.link import LanderSite
 from qamar.rover.model import RoverSpec
 from qamar.rover.plan import plan_route
-from qamar.rover.spacetime import LightGrid, light_grid, plan_on_grid, plan_spacetime
+from qamar.rover.spacetime import LightGrid, contact_model, light_grid, plan_on_grid, plan_spacetime
 from qamar.rover.traverse import cost_map
 from qamar.surface.horizon import HorizonMap
 from qamar.surface.illumination import BodyTracks
 from qamar.surface.terrain import enu_basis, pixel_lat_lon
+from qamar.surface.viewshed import HIDDEN, OUT_OF_RANGE, VISIBLE, viewshed
 
 PIXEL_H = 10.0 / 0.01 / 3600.0  # a 10 m pixel step at 1 cm/s (h)
 LIT_W = 50.0
@@ -222,3 +225,60 @@ def _ridge_light(dem, spec):
     from qamar.surface.terrain import read_dem
 
     return site_light(dem, spec, "2028-06-10T00:00:00Z", 14, 1.0, 10, far_dem=read_dem(data.path("dem_south_pole_240m")))
+
+
+def _lander_scene(make_dem):
+    """30 x 40 pixels of 10 m, flat but for a 20 m wall on row 14, cols 17-23; the lander at
+    (28, 20); a hand-placed Earth 5 deg above the lander's horizon for 40 h, then 5 deg below."""
+    height = np.zeros((30, 40))
+    height[14, 17:24] = 20.0
+    dem = make_dem(height)
+    lat, lon = pixel_lat_lon(dem)
+    basis = enu_basis(float(lat[28, 20]), float(lon[28, 20]))
+    site = dem.radius_m / 1e3 * basis[2]
+    el = math.radians(5.0)
+    up = site + 384400.0 * (math.cos(el) * basis[0] + math.sin(el) * basis[2])
+    down = site + 384400.0 * (math.cos(el) * basis[0] - math.sin(el) * basis[2])
+    sun = site + AU_KM * basis[1]
+    k = 41
+    tracks = BodyTracks(np.arange(k) * 3600.0, np.tile(sun, (k, 1)), np.array([up] * (k - 1) + [down]))
+    flat = HorizonMap(np.zeros((30, 40, 360), np.int16), np.arange(360.0), dem.transform, dem.crs, 0.5, 150.0)
+    return dem, flat, tracks, LanderSite(float(lat[28, 20]), float(lon[28, 20]))
+
+
+def test_contact_through_the_lander_is_its_viewshed_while_it_sees_the_earth(make_dem):
+    dem, flat, tracks, lander = _lander_scene(make_dem)
+    spec = RoverSpec.model_validate({"comms": {"lander_range_m": 250.0}})
+    grid = light_grid(dem, flat, tracks, spec, lander)
+    vis = viewshed(dem, observer_rc=(28, 20), observer_height_m=3.0, target_height_m=0.5, max_range_m=250.0)
+    assert (grid.contact[0] == (vis == VISIBLE)).all() and (grid.contact[:-1] == grid.contact[0]).all()
+    assert not grid.contact[-1].any()  # the Earth has set for the lander
+    assert (vis[3:14, 20] == HIDDEN).all() and (vis[0, 30:] == OUT_OF_RANGE).all()
+    direct = light_grid(dem, flat, tracks, spec.model_copy(update={"comms": spec.comms.model_copy(
+        update={"earth_link": "direct"})}), lander)
+    assert (direct.contact == light_grid(dem, flat, tracks, spec).contact).all()  # the rover's own Earth view
+    assert direct.contact[0].all() and "direct" in contact_model(direct_spec := RoverSpec.model_validate(
+        {"comms": {"earth_link": "direct"}}), lander) and "viewshed" in contact_model(spec, lander)
+    assert "assumption" in contact_model(spec) and direct_spec.comms.earth_link == "direct"
+    with pytest.raises(ModelConfigError, match="outside the DEM"):
+        light_grid(dem, flat, tracks, spec, LanderSite(-80.0, 0.0))
+
+
+def test_route_keeps_lander_contact_around_the_radio_shadow(make_dem):
+    """The straight drive along row 2 crosses the wall's radio shadow (3.6 h at 1 cm/s); with a
+    2 h contact gap the rover detours south of the wall, in the lander's view."""
+    dem, flat, tracks, lander = _lander_scene(make_dem)
+    spec = RoverSpec.model_validate({"comms": {"max_contact_gap_h": 2.0}})
+    contact = light_grid(dem, flat, tracks, spec, lander).contact[:-1]
+    lit = LightGrid(np.full(contact.shape, LIT_W), contact, 1.0)
+    time_h = np.where(dem.elevation_m > 0, np.inf, PIXEL_H)
+    plan = plan_on_grid(time_h, lit, (2, 5), (2, 35), spec)
+    assert plan.feasible, plan.reason
+    s = plan.schedule
+    assert s.rows.max() > 14  # went round the wall on the lander's side
+    seen = contact[0][s.rows, s.cols]
+    gaps = np.diff(s.t_h[np.flatnonzero(seen)])
+    assert gaps.max() <= 2.0 + 1e-9
+    blind = LightGrid(lit.solar_w, np.ones(contact.shape, bool), 1.0)  # Earth everywhere: the straight road
+    straight = plan_on_grid(time_h, blind, (2, 5), (2, 35), spec).schedule
+    assert straight.rows.max() <= 3 and not contact[0][2, 14:27].any()

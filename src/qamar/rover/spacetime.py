@@ -4,8 +4,13 @@ Sun and the Earth move across the horizon.
 Light. A :class:`LightGrid` holds, for each time step ``k`` (``step_h`` long, starting at
 ``t0_tdb_s + k step_h``) and each pixel of the planning grid, the array power ``solar_w`` (W,
 :func:`qamar.rover.energy.solar_power_w` from the Sun's visible fraction, direction and
-distance) and ``contact`` (Earth's centre above the horizon: the rover can talk to Earth, or
-through a lander in its view). Both are constant over a step. :func:`light_grid` computes them
+distance) and ``contact`` (the rover can talk to Earth). Both are constant over a step.
+Contact (``rover.comms.earth_link``): "direct", Earth's centre above the rover's horizon;
+"via_lander" with a :class:`~qamar.ops.link.LanderSite`, the rover within
+``comms.lander_range_m`` of the lander and in its viewshed (:mod:`qamar.surface.viewshed`, lander
+antenna ``comms.lander_antenna_height_m`` to rover antenna ``comms.rover_antenna_height_m``) while
+Earth's centre is above the lander's horizon; "via_lander" without a lander, the rover's own
+Earth view stands for the lander's (an assumption: right only for a rover near the lander). :func:`light_grid` computes them
 from a horizon map with the public functions of :mod:`qamar.surface.illumination`
 (Sun and Earth tracks, topocentric directions, disc visible fraction with the horizon taken as
 a straight line across the disc); tests pass synthetic arrays. On a large DEM the light is
@@ -52,6 +57,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.ndimage
@@ -77,8 +83,12 @@ from qamar.surface.illumination import (
     topocentric_az_el_deg,
 )
 from qamar.surface.terrain import Dem, pixel_lat_lon
+from qamar.surface.viewshed import VISIBLE, observer_pixel, viewshed
 
 DRIVE, WAIT = 1, 2  # actions stored with each label (0: the start)
+if TYPE_CHECKING:
+    from qamar.ops.link import LanderSite
+
 _EPS_WH = 1e-9
 _LIGHT_CHUNK = 24  # steps per call of topocentric_az_el_deg (memory: 2 x 24 x pixels x 3 doubles)
 
@@ -117,18 +127,33 @@ def _horizon_at(elev_cdeg: np.ndarray, az_deg: np.ndarray) -> tuple[np.ndarray, 
     return h0 + frac * (h1 - h0), (h1 - h0) * n_az / 360.0
 
 
-def light_grid(dem: Dem, horizon: HorizonMap, tracks: BodyTracks, rover: RoverSpec) -> LightGrid:
+def light_grid(dem: Dem, horizon: HorizonMap, tracks: BodyTracks, rover: RoverSpec,
+               lander: LanderSite | None = None) -> LightGrid:
     """Array power and Earth contact per step of ``tracks`` at every pixel of ``dem``.
 
     ``horizon`` is the horizon map of ``dem`` (same grid). Sun visible fraction: the disc
     (angular radius from its distance) above the horizon line at its azimuth, the line's
     distance from the disc centre ``(el - h) / sqrt(1 + (dh/daz / cos el)^2)`` (as
-    :mod:`qamar.surface.illumination`); contact: Earth's centre above the horizon. Sites are
-    ``horizon.observer_height_m`` above the DEM. Raises ModelConfigError for another grid.
+    :mod:`qamar.surface.illumination`). Sites are ``horizon.observer_height_m`` above the DEM.
+
+    Contact (module docstring): with ``lander`` and ``rover.comms.earth_link == "via_lander"``,
+    :func:`lander_link` (range and viewshed on ``dem``) AND Earth's centre above the horizon
+    map at the lander's pixel (the lander's own ``height_m`` and ``horizon_deg`` are not used:
+    the DEM and its horizon map give both); otherwise Earth's centre above each pixel's own
+    horizon (for "via_lander" without a lander, an assumption: the rover's view of Earth stands
+    for the lander's). Raises ModelConfigError for another grid, or a lander off the grid or
+    on a pixel without data.
     """
     if horizon.shape != dem.shape:
         raise ModelConfigError(f"the horizon map ({horizon.shape}) is not on the planning grid ({dem.shape}): "
                                "compute it from the same DEM")
+    via_lander = lander is not None and rover.comms.earth_link == "via_lander"
+    if via_lander:
+        link = lander_link(dem, lander, rover)
+        lander_rc = _lander_pixel(dem, lander)
+        if (horizon.elev_cdeg[lander_rc] == NODATA_CDEG).any():
+            raise ModelConfigError(f"the horizon map has no data at the lander's pixel {lander_rc}: "
+                                   "compute it with the terrain around the lander")
     lat, lon = pixel_lat_lon(dem)
     r_km = (dem.radius_m + np.nan_to_num(dem.elevation_m) + horizon.observer_height_m) / 1e3
     missing = (horizon.elev_cdeg == NODATA_CDEG).any(axis=-1) | ~np.isfinite(dem.elevation_m)
@@ -147,10 +172,40 @@ def light_grid(dem: Dem, horizon: HorizonMap, tracks: BodyTracks, rover: RoverSp
             offset_rad = np.radians(el[i] - h) / np.sqrt(1.0 + (dh / np.cos(np.radians(el[i]))) ** 2)
             fraction = disc_visible_fraction(offset_rad, sun_radius[k])
             solar[k] = solar_power_w(rover.solar, fraction, az[i], el[i], np.linalg.norm(tracks.sun_me_km[k]))
-            contact[k] = el[m + i] > _horizon_at(elev, az[m + i])[0]
+            earth_up = el[m + i] > _horizon_at(elev, az[m + i])[0]
+            contact[k] = (link & earth_up[lander_rc]) if via_lander else earth_up
     solar[:, missing] = 0.0
     contact[:, missing] = False
     return LightGrid(solar, contact, tracks.step_h, float(tracks.t_tdb_s[0]))
+
+
+def _lander_pixel(dem: Dem, lander: LanderSite) -> tuple[int, int]:
+    """(row, col) of the pixel holding the lander; ModelConfigError off the grid."""
+    row, col = observer_pixel(dem, lander.lat_deg, lander.lon_deg)
+    return math.floor(row + 0.5), math.floor(col + 0.5)
+
+
+def lander_link(dem: Dem, lander: LanderSite, rover: RoverSpec) -> np.ndarray:
+    """bool (ny, nx): pixels where the rover's antenna (``comms.rover_antenna_height_m``) is
+    within ``comms.lander_range_m`` of the lander's (``comms.lander_antenna_height_m``) and in
+    its line of sight over ``dem`` (:func:`qamar.surface.viewshed.viewshed`; a ray over a
+    no-data pixel counts as blocked). ModelConfigError for a lander off the DEM or on no data."""
+    c = rover.comms
+    return viewshed(dem, (lander.lat_deg, lander.lon_deg), observer_height_m=c.lander_antenna_height_m,
+                    target_height_m=c.rover_antenna_height_m, max_range_m=c.lander_range_m) == VISIBLE
+
+
+def contact_model(rover: RoverSpec, lander: LanderSite | None = None) -> str:
+    """One line saying how :func:`light_grid` decides contact for this rover and lander."""
+    c = rover.comms
+    if c.earth_link == "direct":
+        return "direct: Earth's centre above the rover's horizon"
+    if lander is None:
+        return ("via lander, position not given: Earth's centre above the rover's horizon stands for the lander's "
+                "(assumption)")
+    return (f"via lander at {lander.lat_deg:.4f}, {lander.lon_deg % 360.0:.4f} E (viewshed from "
+            f"{c.lander_antenna_height_m:g} m to {c.rover_antenna_height_m:g} m antennas, range "
+            f"{c.lander_range_m:g} m; Earth above the lander's horizon)")
 
 
 # ---------------------------------------------------------------------------------------
@@ -712,11 +767,13 @@ def _replan_along(route: Route, light: LightGrid, factor: int, rover: RoverSpec,
 
 
 def site_light(dem: Dem, rover: RoverSpec, start_utc: str, days: float, step_h: float, factor: int, *,
-               far_dem: Dem | None = None, max_distance_km: float = 150.0) -> tuple[Dem, LightGrid]:
+               far_dem: Dem | None = None, max_distance_km: float = 150.0,
+               lander: LanderSite | None = None) -> tuple[Dem, LightGrid]:
     """The planning grid (``dem`` in factor x factor blocks; ``dem`` itself for 1) and its
     light over ``days`` from ``start_utc`` in steps of ``step_h``: the horizon map of the
     planning grid (terrain to ``max_distance_km``, beyond ``dem`` from ``far_dem``; sites at
-    the rover's antenna height), DE440 Sun and Earth tracks and :func:`light_grid`.
+    the rover's antenna height), DE440 Sun and Earth tracks and :func:`light_grid` (contact
+    through ``lander`` if given, its viewshed on the planning grid).
     Raises ModelConfigError for bad settings, EpochOutOfRangeError outside DE440.
     """
     from qamar.surface.horizon import coarse_dem, compute_horizon
@@ -732,7 +789,7 @@ def site_light(dem: Dem, rover: RoverSpec, start_utc: str, days: float, step_h: 
                               observer_height_m=rover.comms.rover_antenna_height_m, allow_holes=True)
     stop_utc = tdb_s_to_utc(float(utc_to_tdb_s(start_utc)) + days * 86400.0, 0)
     tracks = body_tracks(epochs_tdb_s(start_utc, stop_utc, step_h))
-    return grid, light_grid(grid, horizon, tracks, rover)
+    return grid, light_grid(grid, horizon, tracks, rover, lander)
 
 
 def auto_factor(shape: tuple[int, int], max_cells: int = 160) -> int:
