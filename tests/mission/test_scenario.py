@@ -57,3 +57,53 @@ def test_unknown_field_and_bad_yaml(tmp_path):
         load_scenario(_write(tmp_path, "name: [unclosed\n"))
     with pytest.raises(DataFormatError, match="cannot read scenario"):
         load_scenario(tmp_path / "missing.yaml")
+
+
+def test_change8_rover_scenario_has_a_rover_and_no_orbit():
+    scenario = load_scenario(SCENARIOS / "change8-rover.yaml")
+    assert scenario.orbit is None and scenario.rover is not None
+    rover = scenario.rover
+    assert rover.site.dem == "dem_site01_10m"
+    assert rover.vehicle.mass_kg == 35.0  # mission-brief.md section 3: about 35 kg
+    assert rover.lander is not None and rover.traverse.start_utc.isoformat() == "2028-10-01T00:00:00+00:00"
+    assert len(scenario.assumptions) >= 3
+
+
+ROVER = """name: r
+rover:
+  site: {dem: dem_site01_10m}
+  light: {start_utc: 2028-10-01T00:00:00Z, days: 1}
+  traverse:
+    start: {lat_deg: -89.37, lon_deg: 225.9}
+    goal: {lat_deg: -89.35, lon_deg: 229.3}
+    start_utc: 2028-10-01T00:00:00Z
+    days: 1
+"""
+
+
+def test_a_scenario_needs_an_orbit_or_a_rover(tmp_path):
+    with pytest.raises(DataFormatError, match=r"field '\(top level\)', line 1: a scenario needs an orbit block"):
+        load_scenario(_write(tmp_path, "name: nothing\ndescription: neither\n"))
+    with pytest.raises(DataFormatError, match="an orbit needs propagation too"):
+        load_scenario(_write(tmp_path, GOOD.replace("propagation:\n  duration_days: 1\n", "")))
+    with pytest.raises(DataFormatError, match="spacecraft describe"):
+        load_scenario(_write(tmp_path, ROVER + "spacecraft: {mass_kg: 7, area_m2: 0.06, cr: 1.3}\n"))
+
+
+def test_rover_block_errors_name_the_field_and_line(tmp_path):
+    with pytest.raises(DataFormatError, match=r"field 'rover.traverse.days', line 9"):
+        load_scenario(_write(tmp_path, ROVER.replace("    days: 1", "    days: -1")))
+    with pytest.raises(DataFormatError, match=r"field 'rover.site.window_px', line 3"):
+        load_scenario(_write(tmp_path, ROVER.replace("{dem: dem_site01_10m}", "{dem: x, window_px: [0, 0, 1, 5]}")))
+
+
+def test_vehicle_is_a_rover_file_beside_the_scenario_or_inline(tmp_path):
+    (tmp_path / "rover.yaml").write_text("power: {battery_wh: 150}\n")
+    scenario = load_scenario(_write(tmp_path, ROVER + "  vehicle: rover.yaml\n"))
+    assert scenario.rover.vehicle.power.battery_wh == 150
+    assert "power.battery_wh" not in {a["field"] for a in scenario.rover.vehicle.assumptions()}
+    inline = load_scenario(_write(tmp_path, ROVER + "  vehicle: {mobility: {speed_m_per_s: 0.02}}\n"))
+    assert inline.rover.vehicle.mobility.speed_m_per_s == 0.02
+    with pytest.raises(DataFormatError, match=r"field 'rover', line 2: .*battery_wh must be positive"):
+        (tmp_path / "rover.yaml").write_text("power: {battery_wh: -1}\n")
+        load_scenario(_write(tmp_path, ROVER + "  vehicle: rover.yaml\n"))

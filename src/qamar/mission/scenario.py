@@ -1,5 +1,10 @@
 """The scenario file: one YAML document that describes a mission for ``qamar run``.
 
+A scenario describes an orbiter (``spacecraft``, ``orbit``, ``propagation`` and optionally
+``comms``, ``payload``, ``lifetime``), a rover at a landing site (``rover``: the site DEM, the
+rover, the lander, the site's light and PSRs, the planned traverse), or both; it must have at
+least an ``orbit`` or a ``rover`` block.
+
 Every assumption a result depends on is a field here, with its source or the word
 "assumption" in the scenario's ``assumptions`` list, so a reader of the report sees what was
 taken and a user can change it. Validation errors name the field and the line of the file.
@@ -19,6 +24,7 @@ from pydantic import (
     Field,
     ValidationError,
     ValidationInfo,
+    field_validator,
     model_validator,
 )
 
@@ -26,6 +32,7 @@ from qamar.comms import CommsSpec
 from qamar.errors import DataFormatError, DataNotFoundError
 from qamar.orbit.dispersion import Dispersion
 from qamar.payload.camera import PayloadSpec
+from qamar.rover.model import RoverSpec
 
 
 def _utc_aware(value: object) -> object:
@@ -128,19 +135,151 @@ class LifetimeStudy(_Strict):
     dispersion: Dispersion = Dispersion()
 
 
+class LatLon(_Strict):
+    """A point on the Moon: planetocentric latitude and east longitude (deg, MOON_ME)."""
+
+    lat_deg: float = Field(ge=-90, le=90)
+    lon_deg: float
+
+
+class RoverSite(_Strict):
+    """The landing site's terrain and how its horizons and maps are computed.
+
+    ``dem`` and ``far_dem`` are data keys of :mod:`qamar.data` (e.g. ``dem_site01_10m``) or
+    GeoTIFF paths (relative to the scenario's folder), in one polar stereographic CRS.
+    ``window_px`` crops the site DEM to (col_off, row_off, width, height) pixels; the site
+    light and PSR maps are computed on ``map_factor`` x ``map_factor`` block means (1: every
+    pixel) for an observer ``observer_height_m`` above the ground (None: the rover's mast,
+    ``comms.rover_antenna_height_m``).
+    """
+
+    dem: str
+    far_dem: str | None = None
+    window_px: tuple[int, int, int, int] | None = None
+    map_factor: int = Field(default=1, ge=1)
+    observer_height_m: float | None = Field(default=None, ge=0)
+    azimuths: int = Field(default=360, ge=8)
+    horizon_km: float = Field(default=150.0, gt=0)
+
+    @field_validator("window_px")
+    @classmethod
+    def _window(cls, window: tuple[int, int, int, int] | None) -> tuple[int, int, int, int] | None:
+        if window is not None:
+            col, row, width, height = window
+            if col < 0 or row < 0 or width < 2 or height < 2:
+                raise ValueError(f"window_px = {list(window)}: give [col_off, row_off, width, height] with "
+                                 "offsets >= 0 and a size of at least 2 x 2 pixels")
+        return window
+
+
+class SiteLight(_Strict):
+    """The span of the site's light maps (Sun fraction, Earth fraction, longest night)."""
+
+    start_utc: UtcDatetime
+    days: float = Field(gt=0)
+    step_h: float = Field(default=1.0, gt=0)
+
+
+class SitePsr(_Strict):
+    """Permanently shadowed regions of the site, over ``years`` from ``start_utc`` (a precession
+    cycle is 18.6 years), Sun envelope sampled every ``lon_step_deg`` of solar longitude.
+    ``mode`` is how the traverse treats them: 'hazard' (kept out), 'target' (drivable) or
+    'ignore' (not passed to the planner)."""
+
+    start_utc: UtcDatetime = datetime(2024, 1, 1, tzinfo=UTC)
+    years: float = Field(default=18.6, gt=0)
+    lon_step_deg: float = Field(default=0.1, gt=0)
+    mode: Literal["hazard", "target", "ignore"] = "hazard"
+
+
+class Lander(_Strict):
+    """The lander: its position (its antenna height is the rover's ``comms.lander_antenna_height_m``)."""
+
+    lat_deg: float = Field(ge=-90, le=90)
+    lon_deg: float
+
+
+class Traverse(_Strict):
+    """The planned traverse: from ``start`` through ``targets`` (in order) to ``goal``, beginning
+    at ``start_utc``, light over ``days`` in steps of ``step_h``; the rover must then be able to
+    stay ``haven_h`` hours at the goal (a lit safe haven). ``max_slope_deg`` overrides the
+    rover's limit; ``plan_factor`` is the planning block size in DEM pixels (None: automatic);
+    ``detour`` multiplies block drive times (see :func:`qamar.rover.spacetime.plan_spacetime`)."""
+
+    start: LatLon
+    targets: tuple[LatLon, ...] = ()
+    goal: LatLon
+    start_utc: UtcDatetime
+    days: float = Field(gt=0)
+    step_h: float = Field(default=1.0, gt=0)
+    haven_h: float = Field(default=0.0, ge=0)
+    max_slope_deg: float | None = Field(default=None, gt=0, lt=90)
+    plan_factor: int | None = Field(default=None, ge=1)
+    detour: float = Field(default=1.1, ge=1.0)
+    craters: bool = True
+
+
+class RoverMission(_Strict):
+    """A rover at a landing site: the site, the rover (``vehicle``: a rover YAML path relative to
+    the scenario's folder, an inline mapping of :class:`qamar.rover.model.RoverSpec`, or absent
+    for every documented default), the lander, the light span, the PSRs and the traverse."""
+
+    site: RoverSite
+    vehicle: RoverSpec = Field(default_factory=RoverSpec)
+    lander: Lander | None = None
+    light: SiteLight
+    psr: SitePsr | None = Field(default_factory=SitePsr)
+    traverse: Traverse
+
+    @model_validator(mode="before")
+    @classmethod
+    def _vehicle_file(cls, data: object, info: ValidationInfo) -> object:
+        # vehicle: FILE reads the rover YAML (qamar.rover.model.load_rover) from the scenario's folder
+        vehicle = data.get("vehicle") if isinstance(data, dict) else None
+        if not isinstance(vehicle, str):
+            return data
+        from qamar.errors import QamarError
+        from qamar.rover.model import load_rover
+
+        base_dir = (info.context or {}).get("base_dir", Path("."))
+        path = Path(vehicle) if Path(vehicle).is_absolute() else base_dir / vehicle
+        try:
+            return {**data, "vehicle": load_rover(path)}
+        except QamarError as exc:
+            raise ValueError(str(exc)) from None
+
+
 class Scenario(_Strict):
-    """A whole mission scenario as read from YAML."""
+    """A whole mission scenario as read from YAML: an orbiter, a rover, or both."""
 
     name: str
     description: str = ""
-    spacecraft: Spacecraft
-    orbit: Orbit
+    spacecraft: Spacecraft | None = None
+    orbit: Orbit | None = None
     forces: Forces = Forces()
-    propagation: Propagation
+    propagation: Propagation | None = None
     comms: CommsSpec | None = None
     payload: PayloadSpec | None = None
     lifetime: LifetimeStudy | None = None
+    rover: RoverMission | None = None
     assumptions: tuple[str, ...] = ()
+
+    @model_validator(mode="after")
+    def _orbiter_or_rover(self) -> Scenario:
+        if self.orbit is None and self.rover is None:
+            raise ValueError("a scenario needs an orbit block (an orbiter), a rover block (a rover at a landing "
+                             "site) or both: see scenarios/icube-q.yaml and scenarios/change8-rover.yaml")
+        if self.orbit is not None:
+            missing = [name for name in ("spacecraft", "propagation") if getattr(self, name) is None]
+            if missing:
+                raise ValueError(f"an orbit needs {' and '.join(missing)} too: add the block(s) (see "
+                                 "scenarios/icube-q.yaml)")
+        else:
+            given = [name for name in ("spacecraft", "propagation", "comms", "payload", "lifetime")
+                     if getattr(self, name) is not None]
+            if given:
+                raise ValueError(f"{', '.join(given)} describe(s) an orbiter: add an orbit block or remove them")
+        return self
 
     @model_validator(mode="before")
     @classmethod
@@ -182,7 +321,8 @@ def load_scenario(path: str | Path) -> Scenario:
         where = f" at line {mark.line + 1}" if mark else ""
         raise DataFormatError(f"{path} is not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
     if not isinstance(document, dict):
-        raise DataFormatError(f"{path} must be a YAML mapping with keys name, spacecraft, orbit, propagation")
+        raise DataFormatError(f"{path} must be a YAML mapping with keys name and orbit (with spacecraft, "
+                              "propagation) or rover")
     try:
         return Scenario.model_validate(document, context={"base_dir": path.parent})
     except ValidationError as exc:
@@ -195,8 +335,9 @@ def load_scenario(path: str | Path) -> Scenario:
 
 
 def _line_of(node: yaml.Node | None, loc: tuple) -> int | None:
-    """1-based line of the deepest YAML node on the path ``loc`` (None if not found)."""
-    line = None
+    """1-based line of the deepest YAML node on the path ``loc`` (None if not found; the
+    document's first line for the top level)."""
+    line = node.start_mark.line + 1 if node is not None and not loc else None
     for key in loc:
         if isinstance(node, yaml.MappingNode):
             match = next(((k, v) for k, v in node.value if k.value == str(key)), None)
