@@ -112,3 +112,33 @@ def test_spatiotemporal_plan_writes_timed_outputs(dem_path, tmp_path):
 def test_spatiotemporal_needs_a_start(dem_path, tmp_path):
     result = _plan(dem_path, tmp_path, _point(dem_path, (5, 5)), _point(dem_path, (75, 95)), "--spatiotemporal")
     assert result.exit_code == 2 and "--start" in result.output
+
+
+def test_spatiotemporal_plan_through_a_lander_states_its_contact_model(dem_path, tmp_path):
+    rover = tmp_path / "rover.yaml"
+    rover.write_text("mobility:\n  speed_m_per_s: 0.05\n")
+    lander = _point(dem_path, (10, 20))
+    result = _plan(dem_path, tmp_path, _point(dem_path, (5, 5)), _point(dem_path, (20, 30)), "--spatiotemporal",
+                   "--start", "2028-06-17T00:00:00Z", "--days", "1", "--horizon-km", "1", "--rover", str(rover),
+                   "--lander", lander)
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "route.json").read_text())
+    lat, lon = (float(v) for v in lander.split(","))
+    assert summary["contact"].startswith(f"via lander at {lat:.4f}, {lon % 360:.4f} E (viewshed")
+    assert "range 1000 m" in summary["contact"] and 0.0 <= summary["contact_share"] <= 1.0
+    direct = _plan(dem_path, tmp_path, _point(dem_path, (5, 5)), _point(dem_path, (20, 30)), "--spatiotemporal",
+                   "--start", "2028-06-17T00:00:00Z", "--days", "1", "--horizon-km", "1", "--rover", str(rover))
+    assert direct.exit_code == 0, direct.output
+    assert "stands for the lander's" in json.loads((tmp_path / "route.json").read_text())["contact"]
+
+
+@pytest.mark.parametrize(("extra", "words"), [
+    (["--spatiotemporal", "--start", "2028-06-17T00:00:00Z", "--lander", "-80,0"], "outside the DEM"),
+    (["--lander", "-89.9,10"], "add --spatiotemporal"),
+    (["--spatiotemporal", "--start", "2028-06-17T00:00:00Z", "--lander", "x"], "--lander takes LAT,LON"),
+])
+def test_bad_lander_ends_in_one_sentence(dem_path, tmp_path, extra, words):
+    result = _plan(dem_path, tmp_path, _point(dem_path, (5, 5)), _point(dem_path, (20, 30)), "--days", "1",
+                   "--horizon-km", "1", *extra)
+    assert result.exit_code == 2 and words in result.output, result.output
+    assert "Traceback" not in result.output

@@ -60,9 +60,13 @@ def rover_plan(
     horizon_km: Annotated[float, typer.Option(help="horizon search distance (km)")] = 150.0,
     timeline: Annotated[Path | None, typer.Option(help="PNG of battery, array power and Earth contact "
                                                        "(spatiotemporal)")] = None,
+    lander: Annotated[str | None, typer.Option(help="lander LAT,LON (deg): contact = the lander's viewshed "
+                                                    "within comms.lander_range_m while it sees the Earth "
+                                                    "(spatiotemporal, comms.earth_link via_lander)")] = None,
 ) -> None:
     """Plan the cheapest static route between two points (or to a PSR rim) on a DEM, or with
-    --spatiotemporal the earliest feasible arrival as the Sun and Earth move."""
+    --spatiotemporal the earliest feasible arrival as the Sun and Earth move (Earth contact
+    through the lander at --lander if given; route.json says which contact model was used)."""
     from qamar.rover.model import load_rover
     from qamar.rover.plan import plan_route
     from qamar.rover.traverse import cost_map
@@ -72,13 +76,17 @@ def rover_plan(
     spec = load_rover(rover)
     start_ll = _lat_lon(start, "--from")
     goal_ll = None if goal.strip().lower() == PSR_RIM else _lat_lon(goal, "--to")
+    lander_ll = None if lander is None else _lat_lon(lander, "--lander")
+    if lander_ll is not None and not (spatiotemporal or start_utc is not None):
+        raise ModelConfigError("--lander sets the contact model of a spatiotemporal plan: add --spatiotemporal and "
+                               "--start")
     grid = read_dem(dem)
     costs = cost_map(grid, spec, max_slope_deg=max_slope_deg, craters=craters, keep_out=keep_out, psr=psr,
                      psr_mode=psr_mode)
     if spatiotemporal or start_utc is not None:
         targets = [_lat_lon(v, "--via") for v in via or []] + ([goal_ll] if goal_ll is not None else [])
         _plan_spacetime(grid, costs, spec, start_ll, targets, goal_ll, start_utc, spatiotemporal, step_h, days,
-                        plan_factor, haven_h, far_dem, horizon_km, dem, out, summary, csv, timeline)
+                        plan_factor, haven_h, far_dem, horizon_km, dem, out, summary, csv, timeline, lander_ll)
         return
     route = plan_route(costs, start_ll, goal_ll, spec, connectivity=connectivity)
     document = {**route.summary(), "dem": str(dem), "rover": spec.name, "max_slope_limit_deg": costs.max_slope_deg,
@@ -94,10 +102,16 @@ def rover_plan(
 
 
 def _plan_spacetime(grid, costs, spec, start_ll, targets, goal_ll, start_utc, spatiotemporal, step_h, days,
-                    plan_factor, haven_h, far_dem, horizon_km, dem, out, summary, csv, timeline) -> None:
-    """The --spatiotemporal branch of ``rover plan``: light, plan, route.json, GeoJSON, CSV, PNG."""
+                    plan_factor, haven_h, far_dem, horizon_km, dem, out, summary, csv, timeline, lander_ll) -> None:
+    """The --spatiotemporal branch of ``rover plan``: light, plan, route.json, GeoJSON, CSV, PNG.
+    route.json's ``contact`` names the contact model; ``contact_share`` is the share of the
+    plan's time in contact (each event's contact held since the event before)."""
+    import numpy as np
+
+    from qamar.ops.link import LanderSite
     from qamar.rover.spacetime import (
         auto_factor,
+        contact_model,
         plan_spacetime,
         plot_timeline,
         site_light,
@@ -112,13 +126,18 @@ def _plan_spacetime(grid, costs, spec, start_ll, targets, goal_ll, start_utc, sp
     if goal_ll is None:
         raise ModelConfigError(f"--spatiotemporal needs a goal point --to LAT,LON ('{PSR_RIM}' is static only)")
     factor = plan_factor or auto_factor(grid.shape)
-    _, light = site_light(grid, spec, start_utc, days, step_h, factor,
-                                  far_dem=read_dem(far_dem) if far_dem else None, max_distance_km=horizon_km)
+    site = None if lander_ll is None else LanderSite(*lander_ll)
+    _, light = site_light(grid, spec, start_utc, days, step_h, factor, far_dem=read_dem(far_dem) if far_dem else None,
+                          max_distance_km=horizon_km, lander=site)
     result = plan_spacetime(costs, light, start_ll, targets, spec, factor=factor, start_utc=start_utc,
                             haven_h=haven_h)
     document = {**result.summary(), "dem": str(dem), "rover": spec.name, "days": days,
                 "max_slope_limit_deg": costs.max_slope_deg, "craters_kept_out": len(costs.craters),
-                "max_contact_gap_h": spec.comms.max_contact_gap_h, "assumptions": spec.assumptions()}
+                "max_contact_gap_h": spec.comms.max_contact_gap_h, "contact": contact_model(spec, site),
+                "assumptions": spec.assumptions()}
+    if result.feasible:
+        s = result.schedule
+        document["contact_share"] = round(float(np.diff(s.t_h) @ s.contact[1:] / max(s.t_h[-1] - s.t_h[0], 1e-12)), 4)
     write_json(document, summary)
     if not result.feasible:
         fail(f"{result.reason} (written to {summary})")
