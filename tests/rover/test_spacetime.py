@@ -14,7 +14,7 @@ from qamar.errors import ModelConfigError
 from qamar.ops.link import LanderSite
 from qamar.rover.model import RoverSpec
 from qamar.rover.plan import plan_route
-from qamar.rover.spacetime import LightGrid, contact_model, light_grid, plan_on_grid, plan_spacetime
+from qamar.rover.spacetime import LightGrid, block_link, contact_model, light_grid, plan_on_grid, plan_spacetime
 from qamar.rover.traverse import cost_map
 from qamar.surface.horizon import HorizonMap
 from qamar.surface.illumination import BodyTracks
@@ -282,3 +282,12 @@ def test_route_keeps_lander_contact_around_the_radio_shadow(make_dem):
     blind = LightGrid(lit.solar_w, np.ones(contact.shape, bool), 1.0)  # Earth everywhere: the straight road
     straight = plan_on_grid(time_h, blind, (2, 5), (2, 35), spec).schedule
     assert straight.rows.max() <= 3 and not contact[0][2, 14:27].any()
+
+
+def test_planning_blocks_take_the_lander_link_of_most_of_their_pixels(make_dem):
+    dem, _, _, lander = _lander_scene(make_dem)
+    spec = RoverSpec.model_validate({"comms": {"lander_range_m": 250.0}})
+    fine = viewshed(dem, observer_rc=(28, 20), observer_height_m=3.0, target_height_m=0.5, max_range_m=250.0) == VISIBLE
+    blocks = block_link(dem, lander, spec, 3)
+    share = fine[:, :39].reshape(10, 3, 13, 3).mean(axis=(1, 3))  # 30 x 39 pixels in 3 x 3 blocks (the 40th column dropped)
+    assert blocks.shape == (10, 13) and (blocks == (share >= 0.5)).all() and 0 < blocks.mean() < 1

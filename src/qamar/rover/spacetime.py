@@ -10,7 +10,9 @@ Contact (``rover.comms.earth_link``): "direct", Earth's centre above the rover's
 ``comms.lander_range_m`` of the lander and in its viewshed (:mod:`qamar.surface.viewshed`, lander
 antenna ``comms.lander_antenna_height_m`` to rover antenna ``comms.rover_antenna_height_m``) while
 Earth's centre is above the lander's horizon; "via_lander" without a lander, the rover's own
-Earth view stands for the lander's (an assumption: right only for a rover near the lander). :func:`light_grid` computes them
+Earth view stands for the lander's (an assumption: right only for a rover near the lander).
+On a coarse planning grid (:func:`site_light`) a block is in the lander's view when most of its
+pixels are, from the viewshed on the full-resolution DEM (:func:`block_link`). :func:`light_grid` computes them
 from a horizon map with the public functions of :mod:`qamar.surface.illumination`
 (Sun and Earth tracks, topocentric directions, disc visible fraction with the horizon taken as
 a straight line across the disc); tests pass synthetic arrays. On a large DEM the light is
@@ -128,7 +130,7 @@ def _horizon_at(elev_cdeg: np.ndarray, az_deg: np.ndarray) -> tuple[np.ndarray, 
 
 
 def light_grid(dem: Dem, horizon: HorizonMap, tracks: BodyTracks, rover: RoverSpec,
-               lander: LanderSite | None = None) -> LightGrid:
+               lander: LanderSite | None = None, *, link: np.ndarray | None = None) -> LightGrid:
     """Array power and Earth contact per step of ``tracks`` at every pixel of ``dem``.
 
     ``horizon`` is the horizon map of ``dem`` (same grid). Sun visible fraction: the disc
@@ -137,9 +139,10 @@ def light_grid(dem: Dem, horizon: HorizonMap, tracks: BodyTracks, rover: RoverSp
     :mod:`qamar.surface.illumination`). Sites are ``horizon.observer_height_m`` above the DEM.
 
     Contact (module docstring): with ``lander`` and ``rover.comms.earth_link == "via_lander"``,
-    :func:`lander_link` (range and viewshed on ``dem``) AND Earth's centre above the horizon
-    map at the lander's pixel (the lander's own ``height_m`` and ``horizon_deg`` are not used:
-    the DEM and its horizon map give both); otherwise Earth's centre above each pixel's own
+    :func:`lander_link` (range and viewshed on ``dem``; or ``link``, bool (ny, nx), e.g. from
+    the full-resolution DEM by :func:`block_link`) AND Earth's centre above the horizon map at
+    the lander's pixel (the lander's own ``height_m`` and ``horizon_deg`` are not used: the DEM
+    and its horizon map give both); otherwise Earth's centre above each pixel's own
     horizon (for "via_lander" without a lander, an assumption: the rover's view of Earth stands
     for the lander's). Raises ModelConfigError for another grid, or a lander off the grid or
     on a pixel without data.
@@ -149,7 +152,9 @@ def light_grid(dem: Dem, horizon: HorizonMap, tracks: BodyTracks, rover: RoverSp
                                "compute it from the same DEM")
     via_lander = lander is not None and rover.comms.earth_link == "via_lander"
     if via_lander:
-        link = lander_link(dem, lander, rover)
+        link = lander_link(dem, lander, rover) if link is None else np.asarray(link, bool)
+        if link.shape != dem.shape:
+            raise ModelConfigError(f"the lander link mask {link.shape} is not on the planning grid {dem.shape}")
         lander_rc = _lander_pixel(dem, lander)
         if (horizon.elev_cdeg[lander_rc] == NODATA_CDEG).any():
             raise ModelConfigError(f"the horizon map has no data at the lander's pixel {lander_rc}: "
@@ -193,6 +198,17 @@ def lander_link(dem: Dem, lander: LanderSite, rover: RoverSpec) -> np.ndarray:
     c = rover.comms
     return viewshed(dem, (lander.lat_deg, lander.lon_deg), observer_height_m=c.lander_antenna_height_m,
                     target_height_m=c.rover_antenna_height_m, max_range_m=c.lander_range_m) == VISIBLE
+
+
+def block_link(dem: Dem, lander: LanderSite, rover: RoverSpec, factor: int) -> np.ndarray:
+    """bool (ny // factor, nx // factor): the planning blocks (factor x factor pixels, as
+    :func:`qamar.surface.horizon.coarse_dem`) at least half of whose pixels are in the lander's
+    link (:func:`lander_link` on the full-resolution ``dem``): the block's rover is taken to be
+    in touch when most of its ground is (an assumption; the route refined inside a block may
+    cross its hidden pixels)."""
+    from qamar.surface.horizon import block_mean
+
+    return block_mean(lander_link(dem, lander, rover).astype(np.float32), factor) >= 0.5
 
 
 def contact_model(rover: RoverSpec, lander: LanderSite | None = None) -> str:
@@ -773,7 +789,7 @@ def site_light(dem: Dem, rover: RoverSpec, start_utc: str, days: float, step_h: 
     light over ``days`` from ``start_utc`` in steps of ``step_h``: the horizon map of the
     planning grid (terrain to ``max_distance_km``, beyond ``dem`` from ``far_dem``; sites at
     the rover's antenna height), DE440 Sun and Earth tracks and :func:`light_grid` (contact
-    through ``lander`` if given, its viewshed on the planning grid).
+    through ``lander`` if given: its viewshed on ``dem``, in blocks by :func:`block_link`).
     Raises ModelConfigError for bad settings, EpochOutOfRangeError outside DE440.
     """
     from qamar.surface.horizon import coarse_dem, compute_horizon
@@ -789,7 +805,10 @@ def site_light(dem: Dem, rover: RoverSpec, start_utc: str, days: float, step_h: 
                               observer_height_m=rover.comms.rover_antenna_height_m, allow_holes=True)
     stop_utc = tdb_s_to_utc(float(utc_to_tdb_s(start_utc)) + days * 86400.0, 0)
     tracks = body_tracks(epochs_tdb_s(start_utc, stop_utc, step_h))
-    return grid, light_grid(grid, horizon, tracks, rover, lander)
+    link = None
+    if lander is not None and rover.comms.earth_link == "via_lander":
+        link = lander_link(dem, lander, rover) if factor == 1 else block_link(dem, lander, rover, factor)
+    return grid, light_grid(grid, horizon, tracks, rover, lander, link=link)
 
 
 def auto_factor(shape: tuple[int, int], max_cells: int = 160) -> int:
