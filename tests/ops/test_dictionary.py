@@ -21,7 +21,7 @@ def rover():
 
 
 def test_shipped_dictionary_has_the_commands_and_telemetry_of_the_issue(rover):
-    assert rover.version == "1.0.0"
+    assert rover.version == "1.1.0"
     for name in ("DRIVE_TO", "TURN", "STOP", "IMAGE", "HIBERNATE", "WAKE", "SET_MODE", "RUN_SEQUENCE"):
         rover.command(name)
     params = {p.name: p for tm in rover.telemetry for p in tm.parameters}
