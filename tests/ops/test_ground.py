@@ -131,6 +131,20 @@ def test_a_refused_command_fails_with_the_rovers_reason(tmp_path):
     assert r.stage == "FAILED" and r.reason == "REFUSED BAD_MAC"
 
 
+def test_a_refused_replay_of_an_accepted_command_leaves_the_command_completed(tmp_path):
+    """Someone replays the uplink packet of a command the rover ran: the rover refuses the copy
+    (REPLAYED) and reports it; the genuine command stays COMPLETED."""
+    clock, link, ground, rover = _setup(tmp_path / "ops.db")
+    cid = ground.submit("NOOP")
+    clock.run_until(20.0)
+    assert ground.command(cid).stage == "COMPLETED"
+    link.on_uplink_delivered(bytes.fromhex(ground.command(cid).packet_hex), clock.now_tai_s)
+    clock.run_until(40.0)
+    assert rover.verifier.refused == {"REPLAYED": 1}
+    r = ground.command(cid)
+    assert r.stage == "COMPLETED" and r.reason is None
+
+
 def _hk(ground, clock, t, **values):
     clock.run_until(t)
     packet = ground.codec.encode_telemetry("HOUSEKEEPING", {**NOMINAL_HK, **values}, int(t) % 16384, t)

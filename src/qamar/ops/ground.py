@@ -40,7 +40,8 @@ COMPLETED; FAILED when the rover reports FAILED or REFUSED, or on a timeout. Tim
 
 A report arriving after a timeout still moves the command on (reason keeps ``LATE``). Stages
 never go backwards (a duplicate or out-of-order report is ignored); the rover's STARTED report
-is archived but moves no stage. Reports are matched to commands by anti-replay number (ARSN).
+is archived but moves no stage; a REFUSED report for a command the rover already accepted
+concerns a copy of it (a replay on the link) and is only logged. Reports are matched to commands by anti-replay number (ARSN).
 """
 
 from __future__ import annotations
@@ -307,6 +308,10 @@ class GroundService:
         late = record.stage == "FAILED" and (record.reason or "").endswith("TIMEOUT")
         if not late and _RANK[stage] <= _RANK[record.stage]:
             return
+        if reported == "REFUSED" and record.stage in ("ACKNOWLEDGED", "COMPLETED"):
+            _log.warning("the rover refused a copy of command %d (ARSN %d), which it had accepted: %s",
+                         record.command_id, arsn, packet.values["reason"])
+            return  # a replayed copy, not the command: it keeps its stage
         reason = None if reported in ("ACCEPTED", "COMPLETED") else f"{reported} {packet.values['reason']}"
         if late:
             reason = f"LATE after {record.reason}" + (f", {reason}" if reason else "")
