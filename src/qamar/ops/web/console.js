@@ -28,7 +28,7 @@ function cell(row, text, cls) {
   return td;
 }
 
-const fmt = (v) => typeof v === "number" ? (Number.isInteger(v) ? String(v) : v.toPrecision(5)) : String(v);
+const fmt = (v) => typeof v === "number" ? String(Number(v.toPrecision(5))) : String(v);
 const shortUtc = (utc) => utc ? utc.replace("T", " ").replace(/\.\d+Z$/, "Z") : "";
 
 // --- telemetry plots ---------------------------------------------------------------------------
@@ -83,14 +83,14 @@ function draw(plot) {
   if (hi - lo < 1e-9) { lo -= 1; hi += 1; }
   const near = lines.filter((v) => v > lo - (hi - lo) && v < hi + (hi - lo));
   lo = Math.min(lo, ...near); hi = Math.max(hi, ...near);
-  const t1 = plot.t[plot.t.length - 1], t0 = t1 - WINDOW_S;
+  const t1 = plot.t[plot.t.length - 1], t0 = Math.min(plot.t[0], t1 - 1);
   const x = (t) => pad.l + (w - pad.l - pad.r) * (t - t0) / (t1 - t0 || 1);
   const y = (v) => h - pad.b - (h - pad.t - pad.b) * (v - lo) / (hi - lo);
   g.fillStyle = "#8a939e";
   g.font = "10px sans-serif";
   g.fillText(fmt(hi), 2, pad.t + 8);
   g.fillText(fmt(lo), 2, h - pad.b);
-  g.fillText(`-${WINDOW_S} s`, pad.l, h - 3);
+  g.fillText(`-${fmt(t1 - t0)} s`, pad.l, h - 3);
   g.fillText("latest", w - pad.r - 30, h - 3);
   g.setLineDash([4, 3]);
   g.strokeStyle = "#ff6060";
@@ -108,6 +108,7 @@ async function setupMap() {
   try {
     const m = await api("/api/map");
     $("map-overlay").setAttribute("viewBox", `0 0 ${m.width_px} ${m.height_px}`);
+    $("rover").setAttribute("r", String(Math.max(m.width_px, m.height_px) / 100));
     $("map-image").src = m.png;
     $("map-image").title = `${m.dem}, ${m.pixel_m.toFixed(0)} m pixels`;
   } catch (error) {
