@@ -17,6 +17,7 @@ from fastapi.testclient import TestClient
 
 from qamar.errors import QamarError
 from qamar.ops import server
+from qamar.ops.archive import PacketArchive
 from qamar.ops.errors import CommandError, CommandRefusedError
 from qamar.ops.packets import CommandVerifier, PacketCodec, SequenceCounters, split_stream
 from qamar.surface.terrain import read_dem, xy_to_lat_lon
@@ -124,6 +125,15 @@ def site_lat_lon(dem_path, col, row):
     t = dem.transform
     lat, lon = xy_to_lat_lon(t.c + t.a * (col + 0.5), t.f + t.e * (row + 0.5), dem)
     return float(lat), float(lon) % 360.0
+
+
+@pytest.fixture
+def url(url):
+    """The ops database of conftest, without this service's table of refusals (left over on PostgreSQL)."""
+    if url.startswith("postgresql"):
+        with PacketArchive(url) as archive, archive.transaction() as cur:
+            cur.execute("DROP TABLE IF EXISTS refusals")
+    return url
 
 
 @pytest.fixture
@@ -292,6 +302,8 @@ def test_the_site_map_and_the_rover_on_it(client, twin_address, dem_path):
     assert rover["track"]["x_px"] == pytest.approx([20.5, 30.5, 40.5, 50.5, 60.5], abs=1e-6)
     assert rover["track"]["y_px"] == pytest.approx([30.5] * 5, abs=1e-6)
     assert rover["position"]["x_px"] == pytest.approx(60.5, abs=1e-6)
+    newer = client.get("/api/rover", params={"after_tai_s": t0 + 2}).json()
+    assert newer["track"]["t_tai_s"] == [t0 + 3, t0 + 4] and newer["position"]["t_tai_s"] == t0 + 4
 
 
 def test_the_site_map_is_reported_missing_with_the_reason(url, tmp_path):

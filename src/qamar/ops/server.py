@@ -288,7 +288,8 @@ class GroundNode:
         if not isinstance(packet, TelemetryPacket):
             return
         for name, value in packet.values.items():
-            self.latest[name] = {"t_tai_s": packet.t_tai_s, "value": value}
+            if name not in self.latest or packet.t_tai_s >= self.latest[name]["t_tai_s"]:
+                self.latest[name] = {"t_tai_s": packet.t_tai_s, "value": value}
         if packet.definition.name == "COMMAND_STATUS" and packet.values["stage"] == "REFUSED":
             arsn = packet.values["arsn"]
             record = next((r for r in self.ground.commands() if r.arsn == arsn), None)
@@ -537,36 +538,38 @@ def create_app(db_url: str, key: bytes, tcp: str = "127.0.0.1:10025", site_dem: 
         node = live()
         return [{**r, "utc": _utc(r["t_tai_s"])} for r in node.refusals]
 
-    def site_map(node: GroundNode) -> dict:
+    async def site_map(node: GroundNode) -> dict:
+        """The node's map, rendered in a worker thread the first time (about a second for 1600 x 1600)."""
         try:
-            return node.site_map
+            return await asyncio.to_thread(getattr, node, "site_map")
         except QamarError as exc:
             raise HTTPException(404, f"no site map: {exc}") from None
 
     @app.get("/api/map")
     async def map_info():
-        m = site_map(live())
+        m = await site_map(live())
         return {"png": "/map.png", "dem": m["name"], "width_px": m["width_px"], "height_px": m["height_px"],
                 "pixel_m": m["dem"].pixel_size_m * m["factor"]}
 
     @app.get("/map.png", include_in_schema=False)
     async def map_png():
-        return Response(site_map(live())["png"], media_type="image/png")
+        return Response((await site_map(live()))["png"], media_type="image/png")
 
     @app.get("/api/rover")
-    async def rover(last_s: float = 86400.0):
-        """The rover's last position and its track over the ``last_s`` seconds before it (NAVIGATION)."""
+    async def rover(last_s: float = 86400.0, after_tai_s: float | None = None):
+        """The rover's last position and its track (NAVIGATION): the ``last_s`` seconds before the last
+        position, or the positions after ``after_tai_s``."""
         node = live()
         if "lat_deg" not in node.latest:
             return {"position": None, "track": []}
         t_last = node.latest["lat_deg"]["t_tai_s"]
-        lat = node.history("lat_deg", t_last - last_s, t_last + _CUC_TICK_S)
-        lon = node.history("lon_deg", t_last - last_s, t_last + _CUC_TICK_S)
+        start = t_last - last_s if after_tai_s is None else after_tai_s + _CUC_TICK_S
+        lat = node.history("lat_deg", start, t_last + _CUC_TICK_S)
+        lon = node.history("lon_deg", start, t_last + _CUC_TICK_S)
         track = {"t_tai_s": lat["t_tai_s"], "lat_deg": lat["values"], "lon_deg": lon["values"]}
-        try:
+        with contextlib.suppress(HTTPException):  # no map: positions without image coordinates
+            await site_map(node)
             track["x_px"], track["y_px"] = node.to_image(lat["values"], lon["values"])
-        except QamarError:
-            pass  # no map: the position is still reported
         position = {k: v[-1] for k, v in track.items()} if track["t_tai_s"] else None
         if position is not None:
             position["utc"] = _utc(position["t_tai_s"])

@@ -116,12 +116,18 @@ async function setupMap() {
   }
 }
 
+const track = {t: [], x: [], y: []};
+
 async function updateRover() {
-  const {position, track} = await api("/api/rover");
+  const last = track.t.length ? track.t[track.t.length - 1] : null;
+  const {position, track: more} = await api(last === null ? "/api/rover" : `/api/rover?after_tai_s=${last}`);
   if (!position) return;
   const marker = $("rover");
-  if (track.x_px) {
-    $("track").setAttribute("points", track.x_px.map((x, i) => `${x},${track.y_px[i]}`).join(" "));
+  track.t.push(...more.t_tai_s);
+  if (more.x_px) {
+    track.x.push(...more.x_px);
+    track.y.push(...more.y_px);
+    $("track").setAttribute("points", track.x.map((x, i) => `${x},${track.y[i]}`).join(" "));
     marker.setAttribute("cx", position.x_px);
     marker.setAttribute("cy", position.y_px);
     marker.setAttribute("visibility", "visible");
