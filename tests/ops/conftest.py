@@ -20,5 +20,5 @@ def url(request, tmp_path):
         return f"sqlite:///{tmp_path / 'ops.db'}"
     url = os.environ["QAMAR_TEST_POSTGRES_URL"]
     with PacketArchive(url) as archive, archive.transaction() as cur:
-        cur.execute("DROP TABLE IF EXISTS packets, rejects, commands, alarms")
+        cur.execute("DROP TABLE IF EXISTS packets, rejects, commands, alarms, refusals")
     return url

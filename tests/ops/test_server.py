@@ -17,7 +17,6 @@ from fastapi.testclient import TestClient
 
 from qamar.errors import QamarError
 from qamar.ops import server
-from qamar.ops.archive import PacketArchive
 from qamar.ops.errors import CommandError, CommandRefusedError
 from qamar.ops.packets import CommandVerifier, PacketCodec, SequenceCounters, split_stream
 from qamar.surface.terrain import read_dem, xy_to_lat_lon
@@ -125,15 +124,6 @@ def site_lat_lon(dem_path, col, row):
     t = dem.transform
     lat, lon = xy_to_lat_lon(t.c + t.a * (col + 0.5), t.f + t.e * (row + 0.5), dem)
     return float(lat), float(lon) % 360.0
-
-
-@pytest.fixture
-def url(url):
-    """The ops database of conftest, without this service's table of refusals (left over on PostgreSQL)."""
-    if url.startswith("postgresql"):
-        with PacketArchive(url) as archive, archive.transaction() as cur:
-            cur.execute("DROP TABLE IF EXISTS refusals")
-    return url
 
 
 @pytest.fixture

@@ -11,5 +11,7 @@
   the geometry, outages, loss) on a discrete-event simulation clock;
 - :mod:`qamar.ops.sequence`: time-tagged command sequences (YAML or text);
 - :mod:`qamar.ops.ground`: the ground service core: archive, limit alarms, the command queue
-  with verification stages and window-aware timeouts, replay; its state in the archive's database.
+  with verification stages and window-aware timeouts, replay; its state in the archive's database;
+- :mod:`qamar.ops.server`: the ground service on the wall clock, the twin over TCP, the JSON API
+  and the web console (127.0.0.1 unless told otherwise).
 """
