@@ -212,3 +212,59 @@ def test_site_light_looks_up_the_step_and_cell_of_the_point_series():
     assert abs(sample.sun_el_deg) < 1.6 + 90 - abs(point[0]) + 1.0  # the Sun skims the polar horizon
     with pytest.raises(Exception, match="longer span"):
         light(t + 10 * 86400.0, *point)
+
+
+def test_the_live_twin_talks_tcp_to_a_ground():
+    """A tiny fake ground (a socket server in a thread) sends two telecommands back to back and reads
+    the twin's telemetry stream; the twin runs 600x real time with a 1.28 s one-way delay."""
+    import socket
+    import threading
+
+    from qamar.ops.link import Hop
+    from qamar.ops.packets import split_stream
+    from qamar.ops.twin import run_live
+
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+    received, done = [], threading.Event()
+
+    def ground():
+        conn, _ = server.accept()
+        with conn:
+            signer = CommandSigner(KEY)
+            conn.sendall(signer.sign("SET_MODE mode=SCIENCE", T0) + signer.sign("NOOP", T0))
+            buffer = b""
+            conn.settimeout(20.0)
+            while not done.is_set():
+                chunk = conn.recv(65536)
+                if not chunk:
+                    break
+                packets, buffer = split_stream(buffer + chunk)
+                received.extend(PacketCodec().decode(p) for p in packets)
+                stages = [p.values["stage"] for p in received if p.definition.name == "COMMAND_STATUS"]
+                if stages.count("COMPLETED") == 2 and any(p.definition.name == "HOUSEKEEPING" and
+                                                          p.values["mode"] == "SCIENCE" for p in received):
+                    done.set()
+        server.close()
+
+    thread = threading.Thread(target=ground, daemon=True)
+    thread.start()
+    dem = polar_dem(np.zeros((20, 20)))
+    rover = RoverSpec()
+    costs = cost_map(dem, rover, craters=False)
+    lat, lon = pixel_lat_lon(dem)
+
+    def make_twin(clock, downlink):
+        return RoverTwin(clock, downlink, costs, rover, sun(), (float(lat[10, 10]), float(lon[10, 10])), KEY)
+
+    twin = run_live(make_twin, ("127.0.0.1", port), T0, earth_hop=Hop("earth-lander", 1.28), speed=600.0,
+                    stop=lambda: done.is_set())
+    thread.join(5.0)
+    assert done.is_set() and twin.counts.accepted == 2 and twin.mode == "SCIENCE"
+    assert [p.values["stage"] for p in received if p.definition.name == "COMMAND_STATUS"][:2] == ["ACCEPTED", "STARTED"]
+    hk = [p for p in received if p.definition.name == "HOUSEKEEPING"]
+    assert hk[0].t_tai_s == pytest.approx(T0, abs=1.0)  # simulated time starts at the given epoch
+    first_status = next(p for p in received if p.definition.name == "COMMAND_STATUS")
+    assert first_status.t_tai_s >= T0 + 1.28  # the telecommand waited for the light time on the twin's side
+    with pytest.raises(Exception, match="cannot reach the ground"):
+        run_live(make_twin, ("127.0.0.1", port), T0, connect_timeout_s=1.0)

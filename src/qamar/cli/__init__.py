@@ -14,6 +14,7 @@ import typer
 from qamar.cli.common import user_errors
 from qamar.cli.comms import comms_app
 from qamar.cli.data import data_app
+from qamar.cli.ops import ops_app
 from qamar.cli.orbit import orbit_app
 from qamar.cli.surface import surface_app
 from qamar.cli.payload import payload_app
@@ -31,6 +32,7 @@ app.add_typer(surface_app, name="surface")
 app.add_typer(comms_app, name="comms")
 app.add_typer(payload_app, name="payload")
 app.add_typer(rover_app, name="rover")
+app.add_typer(ops_app, name="ops")
 
 
 @app.command("run")

@@ -3,7 +3,8 @@
 :func:`rehearse` plans the traverse (:func:`qamar.rover.plan.plan_route`, leg by leg through the
 targets to the goal), turns it into a time-tagged command sequence (:func:`traverse_sequence`:
 SET_MODE DRIVE, one DRIVE_TO per route vertex released when the previous drive should be done,
-an IMAGE at each target and at the goal), submits it to a :class:`~qamar.ops.ground.GroundService`
+an IMAGE at each target and at the goal), submits it, counted from the first time the whole link
+is open, to a :class:`~qamar.ops.ground.GroundService`
 and runs ground, :class:`~qamar.ops.link.DelayedLink` and :class:`~qamar.ops.twin.RoverTwin` on
 one :class:`~qamar.ops.link.SimClock` until every command is settled (or ``max_hours``), then
 stops the twin and lets the link drain. Halfway through it replays a copy of the first DRIVE_TO
@@ -58,7 +59,10 @@ class RehearsalConfig:
     previous leg's driving time times ``1 + slack`` (the twin queues drives, so an early release
     only waits on board); ``max_hours``: stop even if commands are not settled; ``drain_hours``:
     how long the link may take to empty afterwards; ``attacks``: inject a replayed and a forged
-    telecommand halfway; ``seed``: the link's loss draws.
+    telecommand halfway; ``retries``: the operators send a command that failed (timeout, lost,
+    or refused by the rover's state, e.g. hibernating) again up to this many times, looking
+    every ``check_s`` (a ground console check, not an onboard retransmission: telecommand
+    frames are not retransmitted by the link model); ``seed``: the link's loss draws.
     """
 
     lead_s: float = 60.0
@@ -66,6 +70,8 @@ class RehearsalConfig:
     max_hours: float = 72.0
     drain_hours: float = 48.0
     attacks: bool = True
+    retries: int = 2
+    check_s: float = 600.0
     seed: int = 0
     key: bytes = b"rehearsal-key-not-for-flight-use"  # 32 octets: HMAC-SHA-256 wants at least the hash length
     twin: TwinConfig = field(default_factory=TwinConfig)
@@ -141,6 +147,7 @@ class Rehearsal:
     start_tai_s: float
     end_tai_s: float = math.nan
     attacks_sent: int = 0
+    retries: int = 0
     wall_s: float = 0.0
 
 
@@ -176,24 +183,38 @@ def rehearse(costs: CostMap, rover: RoverSpec, light: LightModel, start_utc: str
         stale.unlink(missing_ok=True)
     url = f"sqlite:///{db}"
     longest_leg_s = float(np.diff(route.distance_m).max(initial=0.0)) / rover.mobility.speed_m_per_s
-    ground_config = GroundConfig(ingest_batch_s=60.0)
+    batch_s = 60.0
+    ground_config = GroundConfig(ingest_batch_s=batch_s, ack_margin_s=GroundConfig().ack_margin_s + batch_s)
     ground_config.completion_s["DRIVE_TO"] = 2.0 * longest_leg_s * (1.0 + config.slack) + 3600.0
     ground = GroundService(PacketArchive(url, synchronous="NORMAL"), clock, link, config.key, config=ground_config)
     twin = RoverTwin(clock, link.send_down, costs, rover, light, start_lat_lon, config.key, config=config.twin,
                      state_path=out / "twin-state.json")
     holder["twin"] = twin
+    first_contact_tai_s = link.next_all_open(start_tai_s)
+    if not math.isfinite(first_contact_tai_s):
+        raise ModelConfigError(f"the link to the rover never opens after {start_utc}: check the lander's site, the "
+                               "stations and the span")
     link.on_uplink_delivered = twin.receive
     twin.start()
-    ids = ground.submit_sequence(sequence)
+    ids = ground.submit_sequence(sequence, start_tai_s=first_contact_tai_s)
     result = Rehearsal(clock, link, ground, twin, route, sequence, start_tai_s)
-    releases = sequence.release_times_tai_s()
+    releases = sequence.release_times_tai_s(first_contact_tai_s)
     if config.attacks:
         clock.at(0.5 * (releases[0] + releases[-1]) + 1.0, _attack, result, ids)
 
     stop_tai_s = start_tai_s + config.max_hours * 3600.0
+    tries = dict.fromkeys(ids, 0)
     while clock.now_tai_s < stop_tai_s:
-        clock.run_until(min(stop_tai_s, clock.now_tai_s + 600.0))
-        settled = all(ground.command(i).stage in FINAL_STAGES for i in ids)
+        clock.run_until(min(stop_tai_s, clock.now_tai_s + config.check_s))
+        for cid in sorted(tries):  # the operators' policy: send a failed command again, in the original order
+            record = ground.command(cid)
+            if record.stage == "FAILED" and tries[cid] < config.retries:
+                again = ground.submit(record.line, sequence="retry")
+                tries[again] = tries.pop(cid) + 1
+                result.retries += 1
+                ids.append(again)
+        settled = all(ground.command(i).stage in FINAL_STAGES and not (
+            ground.command(i).stage == "FAILED" and tries.get(i, config.retries) < config.retries) for i in ids)
         if settled and clock.now_tai_s >= releases[-1] and not twin._queue and twin._task is None:
             break
     twin.stop()
@@ -202,15 +223,130 @@ def rehearse(costs: CostMap, rover: RoverSpec, light: LightModel, start_utc: str
     down, up = link.counts["down"], link.counts["up"]
     while (down.waiting or down.in_flight or up.waiting or up.in_flight) and clock.now_tai_s < drain_until:
         clock.run_until(min(drain_until, clock.now_tai_s + 600.0))
-    clock.run_for(ground_config.ingest_batch_s + 1.0)  # the last batch into the archive
+    clock.run_for(batch_s + 1.0)  # the last batch into the archive
     result.wall_s = time.perf_counter() - began
     summary = summary_counts(result, url)
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
-    (out / "sequence.txt").write_text(_sequence_text(sequence))
+    (out / "sequence.txt").write_text(_sequence_text(sequence, first_contact_tai_s))
     route.write_geojson(out / "route.geojson")
     write_report(result, summary, out)
     ground.archive.close()
     return summary
+
+
+# --- from a scenario -----------------------------------------------------------------------------
+
+CHINA_DSN = ("Kashgar", "Jiamusi", "Neuquen")  # Chang'e-8 is a CNSA mission: its deep-space network (mission-brief.md sec. 4)
+
+
+@dataclass
+class Site:
+    """Everything a twin needs from a scenario's rover block, on a crop of the site DEM.
+
+    ``lander_site`` carries the lander's height (terrain + ``comms.lander_antenna_height_m``)
+    and its horizon (the light's horizon map at the lander's cell) for the Earth hop.
+    """
+
+    costs: CostMap
+    rover: RoverSpec
+    light: object
+    start_utc: str
+    start_lat_lon: tuple[float, float]
+    waypoints: list[tuple[float, float]]
+    lander_lat_lon: tuple[float, float] | None
+    lander_site: object | None
+    stations: tuple
+    max_hours: float
+
+
+def _resolve(name: str, base: Path) -> Path:
+    from qamar import data
+
+    local = base / name
+    return local if local.exists() else data.path(name)
+
+
+def load_site(scenario_path: str | Path, *, start_utc: str | None = None, hours: float | None = None,
+              light_factor: int = 10, light_step_h: float = 0.25, margin_px: int = 150) -> Site:
+    """The site of the scenario's ``rover`` block, ready for a twin or a rehearsal.
+
+    The site DEM (its ``window_px`` if given) is cropped to the box around the traverse's
+    points and the lander, ``margin_px`` pixels wider; the cost map keeps the rover's slope
+    limit (or the traverse's ``max_slope_deg``) and, with ``craters``, the catalogued craters
+    (PSR rasters are not computed here: the scenario's PSR span takes hours). The light comes
+    from :meth:`SiteLight.build` on ``light_factor`` blocks (terrain beyond the crop from the
+    ``far_dem``) over ``hours`` (default: the traverse's ``days``) from ``start_utc`` (default:
+    the traverse's). Stations: the scenario's ``comms`` block, else the China DSN (Kashgar,
+    Jiamusi, Neuquen). Raises DataFormatError/ModelConfigError for a scenario without a rover block.
+    """
+    import functools
+
+    from qamar.comms.stations import station
+    from qamar.mission.scenario import load_scenario
+    from qamar.ops.link import LanderSite
+    from qamar.ops.twin import SiteLight
+    from qamar.rover.traverse import cost_map
+    from qamar.surface.illumination import pixel_of
+    from qamar.surface.terrain import read_dem, xy_to_pixel
+
+    scenario = load_scenario(scenario_path)
+    mission = scenario.rover
+    if mission is None:
+        raise ModelConfigError(f"{scenario_path} has no rover block: give one (see scenarios/change8-rover.yaml)")
+    base = Path(scenario_path).parent
+    site, traverse = mission.site, mission.traverse
+    points = [(p.lat_deg, p.lon_deg) for p in (traverse.start, *traverse.targets, traverse.goal)]
+    lander = (mission.lander.lat_deg, mission.lander.lon_deg) if mission.lander else None
+    dem_path = _resolve(site.dem, base)
+    whole = read_dem(dem_path, window=None if site.window_px is None else
+                     ((site.window_px[1], site.window_px[1] + site.window_px[3]),
+                      (site.window_px[0], site.window_px[0] + site.window_px[2])))
+    rc = [xy_to_pixel(*lat_lon_to_xy(lat, lon, whole), whole) for lat, lon in points + ([lander] if lander else [])]
+    rows = [float(r) for r, _ in rc]
+    cols = [float(c) for _, c in rc]
+    ny, nx = whole.shape
+    r0, r1 = max(0, int(min(rows)) - margin_px), min(ny, int(max(rows)) + margin_px + 1)
+    c0, c1 = max(0, int(min(cols)) - margin_px), min(nx, int(max(cols)) + margin_px + 1)
+    off_r, off_c = (site.window_px[1], site.window_px[0]) if site.window_px else (0, 0)
+    dem = read_dem(dem_path, window=((off_r + r0, off_r + r1), (off_c + c0, off_c + c1)))
+    rover = mission.vehicle
+    costs = cost_map(dem, rover, max_slope_deg=traverse.max_slope_deg, craters=traverse.craters)
+    start = start_utc or traverse.start_utc.strftime("%Y-%m-%dT%H:%M:%SZ")
+    span_h = hours if hours is not None else traverse.days * 24.0
+    far = read_dem(_resolve(site.far_dem, base)) if site.far_dem else None
+    light = SiteLight.build(dem, start, span_h, step_h=light_step_h, factor=light_factor, far_dem=far,
+                            max_distance_km=site.horizon_km,
+                            observer_height_m=site.observer_height_m or rover.comms.rover_antenna_height_m)
+    lander_site = None
+    if lander is not None:
+        cell = pixel_of(light.grid, *lander)
+        height = float(light.grid.elevation_m[cell]) + rover.comms.lander_antenna_height_m
+        lander_site = LanderSite(lander[0], lander[1], height, functools.partial(light.horizon.elevation_deg, *cell))
+    stations = scenario.comms.stations if scenario.comms else tuple(station(n) for n in CHINA_DSN)
+    return Site(costs, rover, light, start, points[0], points[1:], lander, lander_site, stations, span_h)
+
+
+def rehearse_scenario(scenario_path: str | Path, out_dir: str | Path, *, hours: float | None = None,
+                      loss_probability: float = 0.01, config: RehearsalConfig | None = None,
+                      light_factor: int = 10) -> dict:
+    """:func:`rehearse` on a scenario's site and traverse (:func:`load_site`) with the Earth hop
+    from the geometry (:func:`qamar.ops.link.earth_lander_hop`: the stations, the lander's
+    site and horizon) losing ``loss_probability`` of the packets; the summary."""
+    from qamar.ops.link import earth_lander_hop
+
+    config = config or RehearsalConfig()
+    site = load_site(scenario_path, hours=hours if hours is not None else None, light_factor=light_factor)
+    config.max_hours = min(config.max_hours, site.max_hours) if hours is None else hours
+    t0 = float(utc_to_tai_s(site.start_utc))
+    lander_site = site.lander_site
+    if lander_site is None:
+        from qamar.ops.link import LanderSite
+
+        lander_site = LanderSite(*site.start_lat_lon)
+    earth = earth_lander_hop(site.stations, lander_site, t0, t0 + (config.max_hours + config.drain_hours) * 3600.0,
+                             loss_probability=loss_probability)
+    return rehearse(site.costs, site.rover, site.light, site.start_utc, site.start_lat_lon, site.waypoints, earth,
+                    out_dir, lander_lat_lon=site.lander_lat_lon, config=config)
 
 
 def _attack(result: Rehearsal, ids: list[int]) -> None:
@@ -246,6 +382,7 @@ def summary_counts(result: Rehearsal, url: str) -> dict:
         "simulated_h": round((result.end_tai_s - result.start_tai_s) / 3600.0, 3),
         "wall_s": round(result.wall_s, 2),
         "commands_queued": len(commands),
+        "commands_retried": result.retries,
         "commands_sent": up.sent,
         "commands_hostile": result.attacks_sent,
         "commands_received": twin.counts.received,
@@ -279,8 +416,8 @@ def summary_counts(result: Rehearsal, url: str) -> dict:
     }
 
 
-def _sequence_text(sequence: CommandSequence) -> str:
-    times = sequence.release_times_tai_s()
+def _sequence_text(sequence: CommandSequence, start_tai_s: float) -> str:
+    times = sequence.release_times_tai_s(start_tai_s)
     return "".join(f"{tai_s_to_utc(t)}  {entry.call}\n" for entry, t in zip(sequence.entries, times))
 
 

@@ -627,3 +627,68 @@ def _peek_arsn_opcode(codec: PacketCodec, packet: bytes) -> tuple[int, int]:
     except PacketError:
         return 0, 0
     return getattr(decoded, "arsn", 0), getattr(getattr(decoded, "command", None), "opcode", 0)
+
+
+# --- the live twin ------------------------------------------------------------------------------
+
+
+def run_live(make_twin: Callable[[SimClock, Callable[[bytes], None]], RoverTwin], ground: tuple[str, int],
+             start_tai_s: float, *, earth_hop=None, rover_hop=None, speed: float = 1.0, seed: int = 0,
+             stop: Callable[[], bool] = lambda: False, connect_timeout_s: float = 10.0) -> RoverTwin:
+    """Run a twin in real time (``speed`` simulated seconds per wall second) against a ground at ``ground``.
+
+    Connects by TCP to the ground (host, port). Both sides write raw CCSDS space packets back to
+    back; telecommands read from the socket are cut with :func:`qamar.ops.packets.split_stream`
+    and enter a :class:`~qamar.ops.link.DelayedLink` on this side (``earth_hop``: default a hop
+    always open with the light time of mission-brief.md sec. 5, 1.28 s; ``rover_hop``: default
+    always open), which delivers them to the twin and its telemetry back to the socket, so delay,
+    loss and windows are applied here. ``make_twin(clock, downlink)`` builds the twin on the
+    simulated clock (which starts at ``start_tai_s``). Returns when the ground closes the
+    connection or ``stop()`` is true. Raises QamarError if the ground cannot be reached.
+    """
+    import select
+    import socket
+    import time
+
+    from qamar.ops.link import DelayedLink, Hop, lander_rover_hop
+    from qamar.ops.packets import split_stream
+
+    if not speed > 0:
+        raise ModelConfigError(f"--speed must be positive, got {speed}")
+    try:
+        sock = socket.create_connection(ground, timeout=connect_timeout_s)
+    except OSError as exc:
+        raise QamarError(f"cannot reach the ground at {ground[0]}:{ground[1]} ({exc.strerror or exc}): start it with "
+                         "`qamar ops ground` or give --ground HOST:PORT") from None
+    clock = SimClock(start_tai_s)
+    link = DelayedLink(clock, earth_hop or Hop("earth-lander", 1.28), rover_hop or lander_rover_hop(), seed=seed)
+    twin = make_twin(clock, link.send_down)
+    link.on_uplink_delivered = twin.receive
+
+    def to_ground(packet: bytes, t_tai_s: float) -> None:
+        sock.sendall(packet)
+
+    link.on_downlink_delivered = to_ground
+    twin.start()
+    wall0, pending = time.monotonic(), b""
+    try:
+        with sock:
+            sock.settimeout(10.0)  # select() says when to read; a send may wait that long
+            while not stop():
+                clock.run_until(start_tai_s + (time.monotonic() - wall0) * speed)
+                wait_s = min(0.1, max(0.0, (clock.next_event_tai_s - clock.now_tai_s) / speed))
+                readable, _, _ = select.select([sock], [], [], wait_s)
+                if not readable:
+                    continue
+                chunk = sock.recv(65536)
+                if not chunk:
+                    _log.info("the ground closed the connection")
+                    break
+                clock.run_until(start_tai_s + (time.monotonic() - wall0) * speed)
+                packets, pending = split_stream(pending + chunk)
+                for packet in packets:
+                    link.send_up(packet)
+    except (ConnectionError, BrokenPipeError) as exc:
+        _log.warning("the connection to the ground broke: %s", exc)
+    twin.stop()
+    return twin
