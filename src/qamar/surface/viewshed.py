@@ -18,8 +18,8 @@ the crossing, which is exact for a DEM read as linear along its grid lines (the 
 viewshed algorithm, Franklin and Ray 1994, "Higher isn't necessarily better: visibility
 algorithms and experiments"). At each crossing with unit vector q the segment's point in
 direction q (its intersection with the ray from the Moon's centre through q, in the plane of the
-two antennas and the centre) is compared with the terrain radius R + h: the target is hidden when
-the segment is at or below the terrain at any crossing. A straight map line is not exactly the
+two antennas and the centre) is compared with the terrain radius R + h (a 2-D cross product in
+that plane): the target is hidden when the segment is at or below the terrain at any crossing. A straight map line is not exactly the
 great circle under the segment: on a polar stereographic map it departs from it by at most
 d^2 rho / (16 R^2) for a ray of length d at distance rho from the pole (geodesic curvature
 rho / (2 R^2), see :mod:`qamar.surface.horizon`): 0.1 m for d = 10 km at rho = 50 km, a
@@ -69,15 +69,13 @@ def _grid_height(elev, i0, j0, w, along_rows):
 
 
 @njit(cache=True, fastmath=False, nogil=True)
-def _clearance_m(q, e1, e2, ro, t1, t2, terrain_r):
-    """Radius of the segment from (ro, 0) to (t1, t2) (coordinates in the plane basis e1, e2)
-    in the direction of unit vector q, minus the terrain radius ``terrain_r`` (m)."""
-    q1 = q[0] * e1[0] + q[1] * e1[1] + q[2] * e1[2]
-    q2 = q[0] * e2[0] + q[1] * e2[1] + q[2] * e2[2]
-    s = ro * q2 / (t2 * q1 - (t1 - ro) * q2)  # P(s) = O + s (T - O) collinear with q
-    p1 = ro + s * (t1 - ro)
-    p2 = s * t2
-    return math.sqrt(p1 * p1 + p2 * p2) - terrain_r
+def _blocks(q, e1, e2, ro, t1, t2, terrain_r):
+    """True if the terrain point ``terrain_r`` q (m, q a unit vector) is on or above the segment
+    from (ro, 0) to (t1, t2) (coordinates in the plane basis e1, e2 through the Moon's centre):
+    on the side of the segment's line away from the centre (2-D cross product, no division)."""
+    p1 = terrain_r * (q[0] * e1[0] + q[1] * e1[1] + q[2] * e1[2])
+    p2 = terrain_r * (q[0] * e2[0] + q[1] * e2[1] + q[2] * e2[2])
+    return (t1 - ro) * p2 - t2 * (p1 - ro) <= 0.0  # the centre gives t2 ro > 0
 
 
 @njit(cache=True, fastmath=False, nogil=True)
@@ -116,24 +114,20 @@ def _trace(elev, p, tr, radius_m, orow, ocol, o_vec, row, col, t_vec, holes_bloc
                 hole = True
                 continue
             q[0], q[1], q[2] = map_to_unit(tr[0] + tr[1] * (fc + 0.5), tr[2] + tr[3] * (fr + 0.5), p)
-            if _clearance_m(q, e1, e2, ro, t1, t2, radius_m + h) <= 0.0:
+            if _blocks(q, e1, e2, ro, t1, t2, radius_m + h):
                 return HIDDEN
     return HOLE_ON_PATH if hole and holes_block else VISIBLE
 
 
 @njit(cache=True, fastmath=False, nogil=True, parallel=True)
-def _viewshed_kernel(elev, p, tr, radius_m, orow, ocol, o_vec, target_height_m, max_range_rad, holes_block, out):
+def _viewshed_kernel(elev, p, tr, radius_m, orow, ocol, o_vec, target_height_m, cos_range, holes_block, out):
     ny, nx = elev.shape
     o_norm = math.sqrt(o_vec[0] ** 2 + o_vec[1] ** 2 + o_vec[2] ** 2)
     for r in prange(ny):
         t_vec = np.empty(3)
         for c in range(nx):
             ux, uy, uz = map_to_unit(tr[0] + tr[1] * (c + 0.5), tr[2] + tr[3] * (r + 0.5), p)
-            dot = (ux * o_vec[0] + uy * o_vec[1] + uz * o_vec[2]) / o_norm
-            cx = (uy * o_vec[2] - uz * o_vec[1]) / o_norm
-            cy = (uz * o_vec[0] - ux * o_vec[2]) / o_norm
-            cz = (ux * o_vec[1] - uy * o_vec[0]) / o_norm
-            if math.atan2(math.sqrt(cx * cx + cy * cy + cz * cz), dot) > max_range_rad:
+            if (ux * o_vec[0] + uy * o_vec[1] + uz * o_vec[2]) / o_norm < cos_range:  # cos resolves 2 cm on the Moon
                 out[r, c] = OUT_OF_RANGE
                 continue
             h = elev[r, c]
@@ -194,7 +188,7 @@ def viewshed(dem: Dem, observer_lat_lon: tuple[float, float] | None = None, *,
     o_vec = (dem.radius_m + ground_m + observer_height_m) * np.array(
         map_to_unit(t.c + t.a * (ocol + 0.5), t.f + t.e * (orow + 0.5), p))
     out = np.empty(dem.shape, np.uint8)
-    max_range_rad = min(math.pi, max_range_m / dem.radius_m)
+    cos_range = math.cos(min(math.pi, max_range_m / dem.radius_m))
     _viewshed_kernel(np.ascontiguousarray(dem.elevation_m, dtype=np.float64), p, tr, dem.radius_m, orow, ocol, o_vec,
-                     float(target_height_m), max_range_rad, bool(holes_block), out)
+                     float(target_height_m), cos_range, bool(holes_block), out)
     return out
