@@ -142,7 +142,9 @@ def light_grid(dem: Dem, horizon: HorizonMap, tracks: BodyTracks, rover: RoverSp
     :func:`lander_link` (range and viewshed on ``dem``; or ``link``, bool (ny, nx), e.g. from
     the full-resolution DEM by :func:`block_link`) AND Earth's centre above the horizon map at
     the lander's pixel (the lander's own ``height_m`` and ``horizon_deg`` are not used: the DEM
-    and its horizon map give both); otherwise Earth's centre above each pixel's own
+    and its horizon map give both; the map's observer height, the rover antenna's in
+    :func:`site_light`, is below the lander's mast, so the lander may see a little more Earth
+    than this says); otherwise Earth's centre above each pixel's own
     horizon (for "via_lander" without a lander, an assumption: the rover's view of Earth stands
     for the lander's). Raises ModelConfigError for another grid, or a lander off the grid or
     on a pixel without data.
