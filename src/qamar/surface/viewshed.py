@@ -33,8 +33,10 @@ no-data pixel is, by default (``holes_block=True``, conservative for planning a 
 :data:`OUT_OF_RANGE`. Nothing is filled.
 
 Speed: one ray per target pixel, numba-compiled and parallel over rows; a ray costs one step
-per pixel row and column it crosses, so a viewshed of range d on pixels of size p costs about
-pi (d/p)^2 x 2 d/p steps (0.1 s for 1 km on 10 m pixels).
+per pixel row and column it crosses (up to 2 d/p for range d on pixels of size p; a hidden ray
+stops at its first blocking crossing), so a viewshed costs up to pi (d/p)^2 x 2 d/p steps. On the
+1600 x 1600 10 m ridge DEM from a lander on a crest: 0.1 s to 1 km, 2.4 s to 5 km, 7.5 s for the
+whole DEM (2 cores at a load of 3.6, 2026-11-22).
 """
 
 from __future__ import annotations
