@@ -116,7 +116,7 @@ def main() -> None:
     for case, r in rows:
         plan = r["plan_obj"]
         outcome = (f"yes, {plan.schedule.t_h[-1] - plan.schedule.t_h[0]:.1f} h, {plan.route.length_m:.0f} m"
-                   if plan.feasible else f"no: {plan.reason}")
+                   if plan.feasible else f"no: {plan.reason.split(';')[0]}; ...")  # the first of the reasons
         share = f"{100 * r['share']:.0f} %" if r["share"] is not None else "-"
         lines.append(f"| {case} | {r['contact']} | {r['read']:.2f} | {r['costs']:.2f} | {r['light']:.2f} | {r['plan']:.2f} | "
                      f"{r['total']:.2f} | {r['cpu']:.2f} | {'met' if r['total'] < GOAL_S else 'missed'} "
