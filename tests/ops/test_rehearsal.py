@@ -16,7 +16,7 @@ from qamar.rover.traverse import cost_map
 from qamar.surface.terrain import pixel_lat_lon
 from qamar.time import utc_to_tai_s
 
-from .test_twin import sun, wall_dem
+from .test_twin import polar_dem, sun, wall_dem
 
 START_UTC = "2028-10-01T00:00:00Z"
 
@@ -79,3 +79,43 @@ def test_a_rehearsal_drives_the_traverse_and_its_counts_close(tmp_path):
     for section in ("Timeline", "Route driven", "Battery", "Link windows", "Alarms"):
         assert f">{section}</h2>" in report
     assert (tmp_path / "route.png").stat().st_size > 1000 and (tmp_path / "battery.png").stat().st_size > 1000
+
+
+def test_a_spatiotemporal_plan_is_driven_with_its_waits(tmp_path):
+    """A dark band the battery cannot cross until it is lit: the plan waits at its edge, the sequence
+    releases the next DRIVE_TO only after the wait, and the twin (lit as the plan's light) follows."""
+    from qamar.constants import AU_KM
+    from qamar.ops.rehearsal import spacetime_sequence
+    from qamar.ops.twin import LightSample
+    from qamar.rover.spacetime import LightGrid, plan_spacetime
+    from qamar.surface.terrain import lat_lon_to_xy, xy_to_pixel
+
+    rover = RoverSpec.model_validate({"mobility": {"speed_m_per_s": 0.05}, "power": {"battery_wh": 30.0}})
+    dem = polar_dem(np.zeros((10, 60)))
+    costs = cost_map(dem, rover, craters=False)
+    lat, lon = pixel_lat_lon(dem)
+    step_h, dark_until_h = 0.5, 3.0
+    solar = np.full((24, 10, 60), 60.0)
+    solar[: int(dark_until_h / step_h), :, 20:45] = 0.0  # 250 m of dark for 3 h: 56 Wh to cross, 24 Wh usable
+    grid = LightGrid(solar, np.ones_like(solar, bool), step_h)
+    plan = plan_spacetime(costs, grid, (float(lat[5, 2]), float(lon[5, 2])), (float(lat[5, 55]), float(lon[5, 55])),
+                          rover, start_utc=START_UTC)
+    assert plan.feasible, plan.reason
+    seq = spacetime_sequence(plan, costs, START_UTC, 0.05)
+    offsets = [e.offset_s for e in seq.entries if str(e.call).startswith("DRIVE_TO")]
+    assert max(np.diff(offsets)) > 1800.0  # the wait at the edge of the dark band
+    assert offsets[-1] >= dark_until_h * 3600.0 - 300.0
+
+    t0 = float(utc_to_tai_s(START_UTC))
+
+    def light(t, la, lo):  # the plan's light, as a twin light model (Sun high enough for 60 W)
+        r, c = (int(np.floor(float(v) + 0.5)) for v in xy_to_pixel(*lat_lon_to_xy(la, lo, dem), dem))
+        k = min(int((t - t0) / 3600.0 / step_h), 23)
+        return LightSample(0.0, 30.0, 1.0 if solar[k, r, c] > 0 else 0.0, AU_KM, True)
+
+    earth = Hop("earth-lander", 1.28, None)
+    summary = rehearse(costs, rover, light, START_UTC, (float(lat[5, 2]), float(lon[5, 2])), [],
+                       earth, tmp_path, config=RehearsalConfig(attacks=False), plan=plan)
+    assert summary["final_position"]["lat_deg"] == pytest.approx(float(lat[5, 55]), abs=1e-6)
+    assert summary["commands_failed"] == 0 and summary["hibernated_h"] == 0.0
+    assert summary["battery_min_wh"] >= 0.2 * 30.0 - 40.0 * 60 / 3600 / 0.95

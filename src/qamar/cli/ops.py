@@ -101,13 +101,16 @@ def ops_rehearse(
     seed: Annotated[int, typer.Option(help="seed of the link's loss draws")] = 0,
     attacks: Annotated[bool, typer.Option("--attacks/--no-attacks",
                                           help="inject a replayed and a forged telecommand")] = True,
+    static: Annotated[bool, typer.Option("--static", help="drive the static route, not the spatiotemporal plan")]
+    = False,
+    margin_px: Annotated[int, typer.Option(help="site DEM pixels kept around the traverse and the lander")] = 150,
 ) -> None:
     """Rehearse the scenario's traverse: twin, link and ground together; an archive and a report."""
     from qamar.ops.rehearsal import RehearsalConfig, rehearse_scenario
 
     config = RehearsalConfig(seed=seed, attacks=attacks)
     s = rehearse_scenario(scenario, out, hours=max_hours, loss_probability=loss, config=config,
-                          light_factor=light_factor)
+                          light_factor=light_factor, spatiotemporal=not static, margin_px=margin_px)
     typer.echo(f"rehearsal {s['start_utc']} -> {s['end_utc']} ({s['simulated_h']} h simulated in {s['wall_s']} s): "
                f"{s['commands_sent']} commands sent, {s['commands_completed']} completed, "
                f"{s['commands_refused']} refused, {s['commands_failed']} failed; {s['packets_received']} packets "

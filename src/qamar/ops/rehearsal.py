@@ -43,8 +43,9 @@ from qamar.ops.sequence import CommandSequence, TimedCommand
 from qamar.ops.twin import LightModel, RoverTwin, TwinConfig
 from qamar.rover.model import RoverSpec
 from qamar.rover.plan import Route, plan_route
+from qamar.rover.spacetime import SpacetimeResult
 from qamar.rover.traverse import CostMap
-from qamar.surface.terrain import lat_lon_to_xy
+from qamar.surface.terrain import lat_lon_to_xy, pixel_lat_lon
 from qamar.time import tai_s_to_utc, utc_to_tai_s
 
 _log = logging.getLogger(__name__)
@@ -128,6 +129,36 @@ def traverse_sequence(route: Route, stops: Sequence[int], start_utc: str, speed_
     return CommandSequence(name, tuple(entries), start_utc)
 
 
+def spacetime_sequence(plan: SpacetimeResult, costs: CostMap, start_utc: str, speed_m_per_s: float,
+                       config: RehearsalConfig | None = None, spacing_m: float = 100.0,
+                       name: str = "spatiotemporal traverse") -> CommandSequence:
+    """A spatiotemporal plan's schedule as a sequence (offsets from ``start_utc``, the plan's
+    start): SET_MODE DRIVE at ``lead_s``, then a DRIVE_TO to the schedule's position every
+    ``spacing_m`` of driving and wherever a wait follows, each released when the schedule
+    leaves the previous one (so the waits of the plan are kept), and an IMAGE at the goal."""
+    config = config or RehearsalConfig()
+    speed_cm_s = min(5.0, max(0.1, speed_m_per_s * 100.0))
+    parse = _parser()
+    s = plan.schedule
+    lat, lon = pixel_lat_lon(costs.dem)
+    entries = [TimedCommand(parse("SET_MODE mode=DRIVE"), offset_s=config.lead_s)]
+    depart_s, driven_m, n = config.lead_s, 0.0, s.t_h.size
+    for i in range(1, n):
+        t_s = float(s.t_h[i] - s.t_h[0]) * 3600.0
+        if s.action[i] != "drive":
+            depart_s = max(depart_s, t_s)
+            continue
+        steps = math.hypot(float(s.rows[i] - s.rows[i - 1]), float(s.cols[i] - s.cols[i - 1]))
+        driven_m += steps * float(costs.step_m[s.rows[i], s.cols[i]])
+        if driven_m >= spacing_m or i == n - 1 or s.action[i + 1] != "drive":
+            r, c = int(s.rows[i]), int(s.cols[i])
+            line = f"DRIVE_TO lat={lat[r, c]:.9f} lon={lon[r, c] % 360.0:.9f} speed_cm_s={speed_cm_s:g}"
+            entries.append(TimedCommand(parse(line), offset_s=round(depart_s, 3)))
+            depart_s, driven_m = max(depart_s, t_s), 0.0
+    entries.append(TimedCommand(parse("IMAGE camera=NAVCAM_LEFT"), offset_s=entries[-1].offset_s))
+    return CommandSequence(name, tuple(entries), start_utc)
+
+
 def _parser():
     from qamar.ops.dictionary import default_dictionary
 
@@ -148,27 +179,35 @@ class Rehearsal:
     end_tai_s: float = math.nan
     attacks_sent: int = 0
     retries: int = 0
+    plan_note: str = ""
     wall_s: float = 0.0
 
 
 def rehearse(costs: CostMap, rover: RoverSpec, light: LightModel, start_utc: str, start_lat_lon: tuple[float, float],
              waypoints: Sequence[tuple[float, float]], earth_hop: Hop, out_dir: str | Path, *,
              lander_lat_lon: tuple[float, float] | None = None, rover_loss_probability: float = 0.0,
-             config: RehearsalConfig | None = None) -> dict:
+             config: RehearsalConfig | None = None, plan: SpacetimeResult | None = None,
+             plan_note: str | None = None) -> dict:
     """Run a rehearsal and write its products to ``out_dir`` (module docstring); the summary.
 
     ``earth_hop`` is the Earth <-> lander hop (:func:`qamar.ops.link.earth_lander_hop` over the
     span, or any Hop); the lander <-> rover hop is open within ``rover.comms.lander_range_m`` of
     ``lander_lat_lon`` (always, without a lander). Raises ModelConfigError if the traverse
-    cannot be planned.
+    cannot be planned. With ``plan`` (a feasible :func:`qamar.rover.spacetime.plan_spacetime` result
+    on ``costs`` from ``start_utc``) the rover drives that plan's route on its schedule
+    (:func:`spacetime_sequence`, absolute times); otherwise the static route, from the first open link.
     """
     config = config or RehearsalConfig()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     began = time.perf_counter()
     start_tai_s = float(utc_to_tai_s(start_utc))
-    route, stops = plan_traverse(costs, rover, start_lat_lon, waypoints)
-    sequence = traverse_sequence(route, stops, start_utc, rover.mobility.speed_m_per_s, config)
+    if plan is not None:
+        route = plan.route
+        sequence = spacetime_sequence(plan, costs, plan.start_utc, rover.mobility.speed_m_per_s, config)
+    else:
+        route, stops = plan_traverse(costs, rover, start_lat_lon, waypoints)
+        sequence = traverse_sequence(route, stops, start_utc, rover.mobility.speed_m_per_s, config)
 
     clock = SimClock(start_tai_s)
     holder: dict = {}
@@ -190,14 +229,15 @@ def rehearse(costs: CostMap, rover: RoverSpec, light: LightModel, start_utc: str
     twin = RoverTwin(clock, link.send_down, costs, rover, light, start_lat_lon, config.key, config=config.twin,
                      state_path=out / "twin-state.json")
     holder["twin"] = twin
-    first_contact_tai_s = link.next_all_open(start_tai_s)
+    first_contact_tai_s = link.next_all_open(start_tai_s) if plan is None else float(utc_to_tai_s(plan.start_utc))
     if not math.isfinite(first_contact_tai_s):
         raise ModelConfigError(f"the link to the rover never opens after {start_utc}: check the lander's site, the "
                                "stations and the span")
     link.on_uplink_delivered = twin.receive
     twin.start()
     ids = ground.submit_sequence(sequence, start_tai_s=first_contact_tai_s)
-    result = Rehearsal(clock, link, ground, twin, route, sequence, start_tai_s)
+    result = Rehearsal(clock, link, ground, twin, route, sequence, start_tai_s,
+                       plan_note=plan_note or ("spatiotemporal plan" if plan else "static route (plan_route)"))
     releases = sequence.release_times_tai_s(first_contact_tai_s)
     if config.attacks:
         clock.at(0.5 * (releases[0] + releases[-1]) + 1.0, _attack, result, ids)
@@ -257,6 +297,7 @@ class Site:
     lander_site: object | None
     stations: tuple
     max_hours: float
+    haven_h: float = 0.0
 
 
 def _resolve(name: str, base: Path) -> Path:
@@ -323,19 +364,23 @@ def load_site(scenario_path: str | Path, *, start_utc: str | None = None, hours:
         height = float(light.grid.elevation_m[cell]) + rover.comms.lander_antenna_height_m
         lander_site = LanderSite(lander[0], lander[1], height, functools.partial(light.horizon.elevation_deg, *cell))
     stations = scenario.comms.stations if scenario.comms else tuple(station(n) for n in CHINA_DSN)
-    return Site(costs, rover, light, start, points[0], points[1:], lander, lander_site, stations, span_h)
+    return Site(costs, rover, light, start, points[0], points[1:], lander, lander_site, stations, span_h,
+                traverse.haven_h)
 
 
 def rehearse_scenario(scenario_path: str | Path, out_dir: str | Path, *, hours: float | None = None,
                       loss_probability: float = 0.01, config: RehearsalConfig | None = None,
-                      light_factor: int = 10) -> dict:
+                      light_factor: int = 10, spatiotemporal: bool = True, margin_px: int = 150) -> dict:
     """:func:`rehearse` on a scenario's site and traverse (:func:`load_site`) with the Earth hop
     from the geometry (:func:`qamar.ops.link.earth_lander_hop`: the stations, the lander's
-    site and horizon) losing ``loss_probability`` of the packets; the summary."""
+    site and horizon) losing ``loss_probability`` of the packets; the summary. The traverse is the
+    spatiotemporal plan on the light's blocks (the scenario's ``haven_h`` at the goal), or with
+    ``spatiotemporal`` False (or when that plan is infeasible: the summary's ``plan`` says why) the
+    static route. ``margin_px``: the crop around the traverse (:func:`load_site`)."""
     from qamar.ops.link import earth_lander_hop
 
     config = config or RehearsalConfig()
-    site = load_site(scenario_path, hours=hours if hours is not None else None, light_factor=light_factor)
+    site = load_site(scenario_path, hours=hours, light_factor=light_factor, margin_px=margin_px)
     config.max_hours = min(config.max_hours, site.max_hours) if hours is None else hours
     t0 = float(utc_to_tai_s(site.start_utc))
     lander_site = site.lander_site
@@ -343,10 +388,41 @@ def rehearse_scenario(scenario_path: str | Path, out_dir: str | Path, *, hours: 
         from qamar.ops.link import LanderSite
 
         lander_site = LanderSite(*site.start_lat_lon)
-    earth = earth_lander_hop(site.stations, lander_site, t0, t0 + (config.max_hours + config.drain_hours) * 3600.0,
+    earth = earth_lander_hop(site.stations, lander_site, t0, t0 + (site.max_hours + config.drain_hours) * 3600.0,
                              loss_probability=loss_probability)
+    plan, note = None, "static route (plan_route), from the first open link"
+    if spatiotemporal:
+        plan = _spacetime_plan(site, light_factor, earth.next_open(t0))
+        if plan.feasible:
+            note = f"spatiotemporal plan (plan_spacetime) from {plan.start_utc}, the first open link"
+            arrival_h = (float(utc_to_tai_s(plan.start_utc)) - t0) / 3600.0 + float(plan.schedule.t_h[-1]) + 1.0
+            config.max_hours = min(site.max_hours, max(config.max_hours, arrival_h))
+        else:
+            note = f"static route: the spatiotemporal plan is infeasible ({plan.reason})"
+            _log.warning("%s", note)
+            plan = None
     return rehearse(site.costs, site.rover, site.light, site.start_utc, site.start_lat_lon, site.waypoints, earth,
-                    out_dir, lander_lat_lon=site.lander_lat_lon, config=config)
+                    out_dir, lander_lat_lon=site.lander_lat_lon, config=config, plan=plan, plan_note=note)
+
+
+def _spacetime_plan(site: Site, factor: int, from_tai_s: float) -> SpacetimeResult:
+    """The spatiotemporal plan of the site's traverse on the light's blocks (contact through the
+    lander), starting at the first light step at or after ``from_tai_s`` (the first open link)."""
+    from qamar.ops.link import LanderSite, tai_to_tdb_s
+    from qamar.rover.spacetime import light_grid, plan_spacetime
+    from qamar.surface.illumination import BodyTracks
+    from qamar.time import tdb_s_to_utc
+
+    light = site.light
+    k0 = int(np.searchsorted(light.tracks.t_tdb_s, float(tai_to_tdb_s(from_tai_s)) if math.isfinite(from_tai_s)
+                             else light.tracks.t_tdb_s[0]))
+    if k0 >= light.tracks.n - 1:
+        return SpacetimeResult(False, "the link does not open within the light's span")
+    tracks = BodyTracks(light.tracks.t_tdb_s[k0:], light.tracks.sun_me_km[k0:], light.tracks.earth_me_km[k0:])
+    lander = LanderSite(*site.lander_lat_lon) if site.lander_lat_lon else None
+    grid = light_grid(light.grid, light.horizon, tracks, site.rover, lander)
+    return plan_spacetime(site.costs, grid, site.start_lat_lon, site.waypoints, site.rover, factor=factor,
+                          start_utc=tdb_s_to_utc(float(tracks.t_tdb_s[0]), 0), haven_h=site.haven_h)
 
 
 def _attack(result: Rehearsal, ids: list[int]) -> None:
@@ -378,6 +454,7 @@ def summary_counts(result: Rehearsal, url: str) -> dict:
     soc = [s.battery_wh for s in twin.log] or [twin.battery_wh]
     return {
         "archive": url,
+        "plan": result.plan_note,
         "start_utc": tai_s_to_utc(result.start_tai_s), "end_utc": tai_s_to_utc(result.end_tai_s),
         "simulated_h": round((result.end_tai_s - result.start_tai_s) / 3600.0, 3),
         "wall_s": round(result.wall_s, 2),
@@ -518,7 +595,7 @@ def write_report(result: Rehearsal, summary: dict, out: Path) -> Path:
     alarms = [[a.alarm_id, a.parameter, a.severity, f"{a.value:.3g}", _utc(a.raised_tai_s), _utc(a.cleared_tai_s)]
               for a in ground.alarms()]
     numbers = [[k, json.dumps(v) if isinstance(v, dict) else v] for k, v in summary.items()]
-    story = (f"The rover drove {summary['odometer_m']:.1f} m of a {summary['route_planned_m']:.1f} m planned route "
+    story = (f"Traverse: {summary['plan']}. The rover drove {summary['odometer_m']:.1f} m of a {summary['route_planned_m']:.1f} m planned route "
              f"in {summary['simulated_h']:.1f} simulated hours ({summary['wall_s']:.1f} s of wall time). "
              f"{summary['commands_sent']} telecommands entered the uplink ({summary['commands_hostile']} of them hostile): "
              f"{summary['commands_completed']} completed, {summary['commands_refused']} refused, "
