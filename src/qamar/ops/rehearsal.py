@@ -1,14 +1,17 @@
 """Rehearsal: the twin, the link and the ground run together on a traverse (issue 7, item 7).
 
-:func:`rehearse` plans the traverse (:func:`qamar.rover.plan.plan_route`, leg by leg through the
-targets to the goal), turns it into a time-tagged command sequence (:func:`traverse_sequence`:
-SET_MODE DRIVE, one DRIVE_TO per route vertex released when the previous drive should be done,
-an IMAGE at each target and at the goal), submits it, counted from the first time the whole link
-is open, to a :class:`~qamar.ops.ground.GroundService`
-and runs ground, :class:`~qamar.ops.link.DelayedLink` and :class:`~qamar.ops.twin.RoverTwin` on
-one :class:`~qamar.ops.link.SimClock` until every command is settled (or ``max_hours``), then
-stops the twin and lets the link drain. Halfway through it replays a copy of the first DRIVE_TO
-and sends a NOOP signed with a wrong key (``attacks``): the rover must refuse both.
+:func:`rehearse` drives a planned traverse: a spatiotemporal plan
+(:func:`qamar.rover.spacetime.plan_spacetime`) as :func:`spacetime_sequence` (its waits kept in
+the release times), or the static route (:func:`plan_traverse`, leg by leg through the targets
+to the goal) as :func:`traverse_sequence` (SET_MODE DRIVE, one DRIVE_TO per route vertex
+released when the previous drive should be done, an IMAGE at each target and at the goal). The
+sequence goes to a :class:`~qamar.ops.ground.GroundService`, which releases it over a
+:class:`~qamar.ops.link.DelayedLink` to a :class:`~qamar.ops.twin.RoverTwin`, all on one
+:class:`~qamar.ops.link.SimClock`, until every command is settled (or ``max_hours``); then the
+twin stops and the link drains. Halfway through it replays a copy of the first DRIVE_TO and
+sends a NOOP signed with a wrong key (``attacks``): the rover must refuse both. Operators send
+failed commands again (``retries``). :func:`rehearse_scenario` does all this for a scenario's
+``rover`` block (:func:`load_site`).
 
 Products in the output folder: ``summary.json`` (:func:`summary_counts`), ``report.html``
 (timeline, route driven, battery, link windows, alarms), ``route.png``, ``battery.png``,
@@ -255,7 +258,7 @@ def rehearse(costs: CostMap, rover: RoverSpec, light: LightModel, start_utc: str
                 ids.append(again)
         settled = all(ground.command(i).stage in FINAL_STAGES and not (
             ground.command(i).stage == "FAILED" and tries.get(i, config.retries) < config.retries) for i in ids)
-        if settled and clock.now_tai_s >= releases[-1] and not twin._queue and twin._task is None:
+        if settled and clock.now_tai_s >= releases[-1] and not twin.busy:
             break
     twin.stop()
     result.end_tai_s = clock.now_tai_s
@@ -435,7 +438,7 @@ def _attack(result: Rehearsal, ids: list[int]) -> None:
     forged = CommandSigner(b"an-attacker-without-the-real-key", next_arsn=0xFFFF0000)  # never a real ARSN
     link.send_up(forged.sign("NOOP", result.clock.now_tai_s))
     result.attacks_sent += 1
-    result.twin._note(f"rehearsal: {result.attacks_sent} hostile telecommands injected (a replay, a forgery)")
+    result.twin.note(f"rehearsal: {result.attacks_sent} hostile telecommands injected (a replay, a forgery)")
 
 
 def summary_counts(result: Rehearsal, url: str) -> dict:

@@ -286,10 +286,16 @@ class RoverTwin:
         return self.xy.copy()
 
     @property
+    def busy(self) -> bool:
+        """Whether a DRIVE_TO, TURN or IMAGE is running or waiting."""
+        return self._task is not None or bool(self._queue)
+
+    @property
     def driving(self) -> bool:
         return self._task is not None and self._task.call.command.name in ("DRIVE_TO", "TURN")
 
-    def _note(self, text: str) -> None:
+    def note(self, text: str) -> None:
+        """Add ``text`` to the twin's events (the rehearsal's timeline) at the clock's time."""
         self.events.append((self.clock.now_tai_s, text))
         _log.info("twin %.1f: %s", self.clock.now_tai_s, text)
 
@@ -380,7 +386,7 @@ class RoverTwin:
     def _check_power(self) -> None:
         p, cfg = self.rover.power, self.config
         if not self.hibernating and self.battery_wh <= self.reserve_wh:
-            self._note(f"battery at the reserve ({self.battery_wh:.1f} Wh): hibernating until "
+            self.note(f"battery at the reserve ({self.battery_wh:.1f} Wh): hibernating until "
                        f"{cfg.wake_fraction:.0%} charged")
             self._hibernate(auto=True)
         elif self.hibernating and self._auto_hibernation and self.battery_wh >= cfg.wake_fraction * p.battery_wh:
@@ -403,7 +409,7 @@ class RoverTwin:
     def _wake(self, why: str) -> None:
         self.hibernating, self._auto_hibernation = False, False
         self.mode = self._mode_before_hibernation if self._mode_before_hibernation != "HIBERNATE" else "STANDBY"
-        self._note(f"awake ({why}), mode {self.mode}")
+        self.note(f"awake ({why}), mode {self.mode}")
         self.emit_state()
 
     # --- telecommands --------------------------------------------------------------------------
@@ -417,14 +423,14 @@ class RoverTwin:
         except CommandRefusedError as exc:
             arsn, opcode = _peek_arsn_opcode(self.codec, packet)
             self.counts.refused[exc.reason] += 1
-            self._note(f"refused a telecommand (ARSN {arsn}): {exc.reason}")
+            self.note(f"refused a telecommand (ARSN {arsn}): {exc.reason}")
             self._status(arsn, opcode, "REFUSED", exc.reason)
             return
         self.counts.accepted += 1
         self._save_arsn()
         arsn = self.verifier.last_arsn
         self._status(arsn, call.command.opcode, "ACCEPTED")
-        self._note(f"accepted {call} (ARSN {arsn})")
+        self.note(f"accepted {call} (ARSN {arsn})")
         name = call.command.name
         if self.hibernating and name not in AWAKE_IN_HIBERNATION:
             self._start_report(arsn, call)
@@ -469,7 +475,7 @@ class RoverTwin:
 
     def _fail(self, arsn: int, call: CommandCall, why: str) -> None:
         self.counts.failed += 1
-        self._note(f"{call.command.name} (ARSN {arsn}) failed: {why}")
+        self.note(f"{call.command.name} (ARSN {arsn}) failed: {why}")
         self._status(arsn, call.command.opcode, "FAILED", "EXECUTION_FAILED")
 
     def _abort_all(self, why: str) -> None:
@@ -510,7 +516,7 @@ class RoverTwin:
         task.path_xy, task.path_m = path_xy, path_m
         task.speed_m_s = min(float(args["speed_cm_s"]) / 100.0, self.rover.mobility.speed_m_per_s)
         task.end_tai_s = now + float(path_m[-1]) / task.speed_m_s
-        self._note(f"driving {path_m[-1]:.1f} m to {args['lat']:.5f}, {args['lon']:.5f} in "
+        self.note(f"driving {path_m[-1]:.1f} m to {args['lat']:.5f}, {args['lon']:.5f} in "
                    f"{path_m[-1] / task.speed_m_s / 3600:.2f} h (largest slope {route.max_slope_deg:.1f} deg)")
         return None
 
@@ -583,7 +589,7 @@ class RoverTwin:
             values = {"image_id": self._image_id, "camera": camera, "line": line}
             values.update({f"pixel_{i:02d}": int(v) for i, v in enumerate(pixels)})
             self._emit("IMAGE_LINE", values)
-        self._note(f"image {self._image_id} ({camera}) sent")
+        self.note(f"image {self._image_id} ({camera}) sent")
         return image
 
 
