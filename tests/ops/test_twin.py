@@ -165,6 +165,8 @@ def test_forged_and_replayed_commands_are_refused_counted_and_remembered(tmp_pat
     rig.clock.run_for(61.0)
     hk = [p for p in rig.telemetry if p.definition.name == "HOUSEKEEPING"][-1]
     assert hk.values["commands_accepted"] == 1 and hk.values["commands_refused"] == 3
+    limits = {p.name: p for p in hk.definition.parameters}["bus_voltage_v"].limits
+    assert hk.values["battery_soc_pct"] == 100.0 and hk.values["bus_voltage_v"] < limits.warning_high  # no alarm
     # a restarted twin remembers the last anti-replay number: the old packet is still refused
     again = Rig(polar_dem(np.zeros((20, 20))), state_path=state, start_rc=(10, 5))
     again.twin.receive(first)

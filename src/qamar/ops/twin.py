@@ -37,8 +37,10 @@ capacity, in the mode it had. The stored energy never goes below 0.
 
 **Telemetry.** HOUSEKEEPING, NAVIGATION and POWER every ``telemetry_period_s`` (once a minute,
 as the dictionary says; ``hibernate_telemetry_period_s`` while hibernating). Bus voltage is a
-7S Li-ion pack linear in state of charge, 3.0 to 4.2 V per cell (the dictionary's assumption;
-real cells are not linear); temperatures are fixed placeholders per state (no thermal model):
+7S Li-ion pack (the dictionary's bus) linear in state of charge from 3.0 V per cell empty to
+4.1 V full: charged to 4.1 V rather than 4.2 V for cycle life (a common derating, Battery
+University BU-808), which keeps a full battery below the dictionary's 29.0 V warning (real cells
+are not linear); temperatures are fixed placeholders per state (no thermal model):
 ``awake_temp_c``, ``hibernate_temp_c`` with the heater on. **Images**: IMAGE renders a
 ``image_px`` x ``image_px`` 8-bit hillshade of the DEM around the rover (north-up in map
 rows, DEM pixel size; Lambertian, no cast shadows) lit from the Sun's direction at the rover,
@@ -540,7 +542,7 @@ class RoverTwin:
         """One HOUSEKEEPING, NAVIGATION and POWER packet of the current state."""
         p, cfg = self.rover.power, self.config
         soc = self.battery_wh / p.battery_wh
-        bus_v = 7 * (3.0 + 1.2 * soc)  # 7S Li-ion, 3.0..4.2 V per cell, linear (rover_dictionary.yaml)
+        bus_v = 7 * (3.0 + 1.1 * soc)  # 7S Li-ion, 3.0 V empty .. 4.1 V full per cell, linear
         temp_c = cfg.hibernate_temp_c if self.hibernating else cfg.awake_temp_c
         self._emit("HOUSEKEEPING", {
             "mode": self.mode, "battery_soc_pct": 100.0 * soc, "bus_voltage_v": bus_v, "battery_temp_c": temp_c,
