@@ -65,7 +65,8 @@ class RehearsalConfig:
     how long the link may take to empty afterwards; ``attacks``: inject a replayed and a forged
     telecommand halfway; ``retries``: the operators send a command that failed (timeout, lost,
     or refused by the rover's state, e.g. hibernating) again up to this many times, looking
-    every ``check_s`` (a ground console check, not an onboard retransmission: telecommand
+    every ``check_s``, and not while the last HOUSEKEEPING says the rover hibernates (a ground
+    console check, not an onboard retransmission: telecommand
     frames are not retransmitted by the link model); ``seed``: the link's loss draws.
     """
 
@@ -249,8 +250,9 @@ def rehearse(costs: CostMap, rover: RoverSpec, light: LightModel, start_utc: str
     tries = dict.fromkeys(ids, 0)
     while clock.now_tai_s < stop_tai_s:
         clock.run_until(min(stop_tai_s, clock.now_tai_s + config.check_s))
-        for cid in sorted(tries):  # the operators' policy: send a failed command again, in the original order
-            record = ground.command(cid)
+        hibernating = _last_mode(ground, clock.now_tai_s - 86400.0, clock.now_tai_s) == "HIBERNATE"
+        for cid in sorted(tries) if not hibernating else ():  # the operators' policy: send a failed command
+            record = ground.command(cid)  # again, in the original order, once the rover says it is awake
             if record.stage == "FAILED" and tries[cid] < config.retries:
                 again = ground.submit(record.line, sequence="retry")
                 tries[again] = tries.pop(cid) + 1
@@ -426,6 +428,16 @@ def _spacetime_plan(site: Site, factor: int, from_tai_s: float) -> SpacetimeResu
     grid = light_grid(light.grid, light.horizon, tracks, site.rover, lander)
     return plan_spacetime(site.costs, grid, site.start_lat_lon, site.waypoints, site.rover, factor=factor,
                           start_utc=tdb_s_to_utc(float(tracks.t_tdb_s[0]), 0), haven_h=site.haven_h)
+
+
+def _last_mode(ground: GroundService, start_tai_s: float, end_tai_s: float) -> str | None:
+    """The rover's mode in the last HOUSEKEEPING the ground archived between the two times (None: none)."""
+    apid = ground.dictionary.apids[ground.dictionary.telemetry_packet("HOUSEKEEPING").apid]
+    mode = None
+    for _, decoded in ground.replay(start_tai_s, end_tai_s + 1.0, [apid]):
+        if decoded is not None:
+            mode = decoded.values["mode"]
+    return mode
 
 
 def _attack(result: Rehearsal, ids: list[int]) -> None:
