@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import html
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from qamar import __version__
@@ -90,7 +90,7 @@ class Report:
             f'<section id="s{i}"><h2>{html.escape(s.title)}</h2>{"".join(s.parts)}</section>'
             for i, s in enumerate(self.sections)
         )
-        made = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        made = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
         return (
             f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(self.title)}</title>"
             f"<style>{_CSS}</style></head><body><h1>{html.escape(self.title)}</h1>"

@@ -26,7 +26,7 @@ from qamar.mission.orbiter import (
     scenario_cameras,
 )
 from qamar.mission.report import Report
-from qamar.mission.scenario import Forces, Orbit, Propagation, Scenario, Spacecraft
+from qamar.mission.scenario import Forces, Orbit, Propagation, RoverMission, Scenario, Spacecraft
 from qamar.orbit.elements import state_from_apsides
 from qamar.orbit.events import shadow_passes
 from qamar.orbit.forces import ForceModel
@@ -180,15 +180,18 @@ def write_json(path: Path, document: dict) -> Path:
 def run_scenario(scenario: Scenario, out_dir: Path, progress: bool = True) -> dict:
     """Run every analysis of ``scenario`` and write its products into ``out_dir``.
 
-    Products: summary.json, trajectory.oem/.csv, report.html and PNG plots; with a ``comms``
-    block contacts.csv; with a ``payload`` block the imaging plan and coverage maps. Returns
-    the summary. Nothing is written to ``out_dir`` if any analysis fails.
+    Products: summary.json and report.html; with an ``orbit`` trajectory.oem/.csv and PNG
+    plots; with a ``comms`` block contacts.csv; with a ``payload`` block the imaging plan and
+    coverage maps; with a ``rover`` block the site's light and PSR maps (site_light/, psr.*),
+    the traverse (route.geojson, route.csv, route_*.png, timeline.png). Returns the summary.
+    Nothing is written to ``out_dir`` if any analysis fails.
     """
-    run = propagate_orbit(scenario.spacecraft, scenario.orbit, scenario.forces, scenario.propagation, progress)
     report = Report(f"{scenario.name}: mission analysis", scenario.description)
     summary = {"scenario": scenario.name}
     with staged_output(out_dir) as stage:
-        summary["orbit"] = _orbit_products(scenario, run, stage, report)
+        if scenario.orbit is not None:
+            run = propagate_orbit(scenario.spacecraft, scenario.orbit, scenario.forces, scenario.propagation, progress)
+            summary["orbit"] = _orbit_products(scenario, run, stage, report)
         if scenario.comms or scenario.payload:
             comms = analyse_comms(scenario, run.trajectory)
             summary["comms"] = _comms_products(comms, stage, report)
@@ -198,6 +201,8 @@ def run_scenario(scenario: Scenario, out_dir: Path, progress: bool = True) -> di
             summary["coverage"] = _coverage_products(scenario, run.trajectory, cameras, stage, report)
         if scenario.lifetime:
             summary["lifetime"] = _lifetime_products(scenario, stage, report, progress)
+        if scenario.rover is not None:
+            summary["rover"] = _rover_products(scenario.rover, stage, report, progress)
         if scenario.assumptions:
             report.section("Assumptions").items(list(scenario.assumptions), css_class="assume")
         write_json(stage / "summary.json", summary)
@@ -323,7 +328,7 @@ def _imaging_products(scenario: Scenario, trajectory, cameras, comms: CommsAnaly
         return result
     write_plan_csv(plan, stage / "plan.csv")
     write_csv(sorted(imaging.opportunities, key=lambda o: -o.score), stage / "opportunities.csv")
-    span = dict(start_tdb_s=trajectory.start_tdb_s, stop_tdb_s=trajectory.end_tdb_s)
+    span = {"start_tdb_s": trajectory.start_tdb_s, "stop_tdb_s": trajectory.end_tdb_s}
     plot_opportunities(imaging.opportunities, stage / "opportunities.png", planned=plan.images, **span)
     plot_backlog(plan.backlog, stage / "backlog.png", title="Image backlog on board (planned images)")
     section.text(
@@ -417,4 +422,144 @@ def _lifetime_products(scenario: Scenario, stage: Path, report: Report, progress
                       header=["dispersion (1 sigma)", "value"])
         section.figure(stage / "lifetime_study" / "lifetime_hist.png", "Lifetime histogram of the dispersed members")
         section.figure(stage / "lifetime_study" / "lifetime_cdf.png", "Lifetime distribution (CDF)")
+    return result
+
+
+def _rover_products(mission: RoverMission, stage: Path, report: Report, progress: bool) -> dict:
+    """The rover's site light, PSRs and traverse: files in ``stage``, report sections, summary."""
+    from qamar.mission import rover as analysis
+    from qamar.surface.maps import features_on_map, plot_map, write_illumination
+    from qamar.surface.psr import psr_summary, write_psr_geojson, write_psr_raster
+
+    site = analysis.load_site(mission, progress)
+    block_m = site.grid.pixel_size_m
+    result = {"dem": mission.site.dem, "map_pixel_m": round(block_m, 3), "observer_height_m": site.observer_height_m}
+
+    maps = analysis.site_light_maps(mission, site, progress)
+    light = write_illumination(maps, site.grid, stage / "site_light")
+    result["sun_fraction_mean"] = light["sun_fraction"]["mean"]
+    result["earth_fraction_mean"] = light["earth_fraction"]["mean"]
+    result["longest_night_h_max"] = light["longest_night_h"]["max"]
+    section = report.section("Site light")
+    section.text(
+        f"Sun and Earth over the site from {maps.start_utc} to {maps.stop_utc} every {maps.step_h:g} h "
+        f"({maps.n_samples} samples), on {block_m:.0f} m blocks of the site DEM ({site.grid.shape[1]} x "
+        f"{site.grid.shape[0]}), seen {site.observer_height_m:g} m above the ground, horizons to "
+        f"{mission.site.horizon_km:g} km. Maps and GeoTIFFs are in site_light/."
+    )
+    section.table([(name.replace("_", " "), light[name]["mean"], light[name]["min"], light[name]["max"])
+                   for name in ("sun_fraction", "earth_fraction", "sun_and_earth_fraction", "longest_night_h")],
+                  header=["map", "mean", "min", "max"])
+    for name, caption in (("sun_fraction", "Sunlit fraction (disc-weighted)"), ("earth_fraction", "Earth in view"),
+                          ("longest_night_h", "Longest continuous night (h)")):
+        if f"{name}_png" in light["files"]:
+            section.figure(stage / "site_light" / light["files"][f"{name}_png"], caption)
+
+    psr = None
+    if mission.psr is not None:
+        psr = analysis.site_psr(mission, site, progress)
+        write_psr_geojson(psr, site.grid, stage / "psr.geojson")
+        write_psr_raster(psr, site.grid, stage / "psr.tif")
+        mask = np.where(psr.mask, 1.0, np.nan)
+        plot_map(mask, site.grid, stage / "psr.png", cmap="cool", vmin=0.0, vmax=1.0, label="PSR",
+                 title=f"Permanently shadowed regions: {psr.area_km2:,.2f} km2 in {psr.count} regions "
+                       f"({mission.psr.years:g} years from {mission.psr.start_utc.date()})")
+        doc = psr_summary(psr, site.grid, features_on_map(site.grid))
+        result["psr_area_km2"], result["psr_count"] = doc["psr_area_km2"], doc["psr_count"]
+        section = report.section("Permanently shadowed regions")
+        section.text(
+            f"{psr.count} regions never see any part of the Sun in {mission.psr.years:g} years from "
+            f"{mission.psr.start_utc.date()} (the Sun's declination envelope, solar longitude every "
+            f"{mission.psr.lon_step_deg:g} deg), {doc['psr_area_km2']:,.3f} km2 of {doc['dem_area_km2']:,.1f} km2 "
+            f"mapped; the largest {doc['largest_km2']:,.3f} km2. The traverse treats them as "
+            f"{'no obstacle' if mission.psr.mode == 'ignore' else mission.psr.mode + 's'}. Polygons in psr.geojson, "
+            "mask in psr.tif."
+        )
+        section.figure(stage / "psr.png", "Permanently shadowed regions of the site")
+    else:
+        result["psr_area_km2"] = result["psr_count"] = None
+
+    result.update(_traverse_products(mission, site, psr, maps, stage, report))
+    rover = mission.vehicle
+    section = report.section("Rover assumptions")
+    section.text(f"{rover.name}, {rover.mass_kg:g} kg. Values not given in the scenario are the documented "
+                 "defaults of qamar.rover.model, each with its source:")
+    section.table([(a["field"], str(a["value"]), a["source"]) for a in rover.assumptions()],
+                  header=["field", "value", "source"])
+    result["assumptions"] = rover.assumptions()
+    return result
+
+
+def _traverse_products(mission: RoverMission, site, psr, maps, stage: Path, report: Report) -> dict:
+    """The planned traverse: route.geojson, route.csv, maps and timeline, its report section."""
+    from qamar.mission import rover as analysis
+    from qamar.rover.maps import plot_route_map, plot_route_timeline
+    from qamar.rover.spacetime import contact_model
+
+    spec, rover = mission.traverse, mission.vehicle
+    traverse = analysis.plan_traverse(mission, site, psr)
+    plan = traverse.result
+    doc = plan.summary()
+    contact = contact_model(rover, analysis.lander_site(mission))
+    result = {"feasible": plan.feasible, "reason": plan.reason, "contact_model": contact,
+              "planning_factor": traverse.factor,
+              "max_slope_limit_deg": traverse.max_slope_limit_deg, "start_utc": doc.get("start_utc"),
+              "arrival_utc": doc.get("arrival_utc")}
+    for key in ("length_m", "duration_h", "driving_h", "waiting_h", "hibernating_h", "max_slope_deg",
+                "min_battery_wh", "end_battery_wh", "reserve_wh"):
+        result[key] = doc.get(key)
+    section = report.section("Traverse")
+    points = analysis.map_points(mission, site.dem)
+    route_xy = (np.array([p[2] for p in points[:1]]), np.array([p[3] for p in points[:1]]))
+    if plan.feasible:
+        events = analysis.route_events(traverse, site.dem)
+        events.write_csv(stage / "route.csv")
+        plan.route.write_geojson(stage / "route.geojson", {
+            "rover": rover.name, "start_utc": result["start_utc"], "arrival_utc": result["arrival_utc"],
+            "vertex_utc": events.vertex_utc(plan.route)})
+        plot_route_timeline(events.t_tdb_s, events.battery_wh, events.solar_w, events.sun_visible, events.contact,
+                            events.action, stage / "timeline.png", reserve_wh=plan.reserve_wh,
+                            capacity_wh=rover.power.battery_wh,
+                            title=f"{rover.name}: battery, array power, Sun and Earth contact along the traverse")
+        route_xy = (plan.route.x, plan.route.y)
+        result["events"] = int(events.elapsed_h.size)
+        result["contact_fraction"] = float(np.sum(np.diff(events.elapsed_h) * events.contact[1:])
+                                           / max(events.elapsed_h[-1], 1e-12))
+        section.text(
+            f"Feasible: from {result['start_utc']} the rover reaches the goal on {result['arrival_utc']}, "
+            f"{plan.route.length_m:,.0f} m in {result['duration_h']:.1f} h ({result['driving_h']:.1f} h driving, "
+            f"{result['waiting_h']:.1f} h waiting awake, {result['hibernating_h']:.1f} h hibernating), steepest "
+            f"slope {plan.route.max_slope_deg:.1f} deg, battery never below {result['min_battery_wh']:.1f} Wh "
+            f"(reserve {plan.reserve_wh:g} Wh). Every event is in route.csv (UTC), the route in route.geojson."
+        )
+    else:
+        section.text(f"Not feasible: {plan.reason}.")
+    section.text(f"Earth contact: {contact}; at least once every {rover.comms.max_contact_gap_h:g} h. Light and "
+                 f"contact on {traverse.factor} x {traverse.factor} pixel planning blocks, the route refined on the "
+                 "DEM's pixels.")
+    section.table([
+        ("Start (lat, lon deg)", f"{spec.start.lat_deg:.5f}, {spec.start.lon_deg:.4f}"),
+        ("Targets", "; ".join(f"{p.lat_deg:.5f}, {p.lon_deg:.4f}" for p in spec.targets) or "none"),
+        ("Goal (lat, lon deg)", f"{spec.goal.lat_deg:.5f}, {spec.goal.lon_deg:.4f}"),
+        ("Feasible", "yes" if plan.feasible else "no"),
+        ("Length (m)", result["length_m"]),
+        ("Duration (h)", result["duration_h"]),
+        ("Steepest slope (deg)", result["max_slope_deg"]),
+        ("Slope limit (deg)", traverse.max_slope_limit_deg),
+        ("Lowest battery (Wh)", result["min_battery_wh"]),
+        ("Safe haven at the goal (h)", spec.haven_h),
+        ("Planning blocks (pixels)", f"{traverse.factor} x {traverse.factor}"),
+        ("Light span planned in", f"{spec.days:g} days in {spec.step_h:g} h steps"),
+    ], header=["quantity", "value"])
+    title = "Planned traverse" if plan.feasible else "Start and goal (no feasible traverse)"
+    plot_route_map(site.dem, route_xy, stage / "route_hillshade.png", points=points,
+                   title=f"{title} over the terrain (site DEM {site.dem.pixel_size_m:.0f} m)")
+    plot_route_map(site.dem, route_xy, stage / "route_sun.png", points=points, values=maps.sun_fraction,
+                   values_dem=site.grid, label="sunlit fraction", cmap="inferno", vmin=0.0, vmax=1.0,
+                   title=f"{title} over the sunlit fraction, {maps.start_utc[:10]} to {maps.stop_utc[:10]}")
+    section.figure(stage / "route_hillshade.png", "The route over the site's relief and elevation")
+    section.figure(stage / "route_sun.png", "The route over the site's sunlit fraction")
+    if plan.feasible:
+        section.figure(stage / "timeline.png", "Battery (with the reserve; grey: waiting, darker: hibernating), array "
+                                               "power, Sun visible and Earth contact along the traverse")
     return result

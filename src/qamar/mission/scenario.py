@@ -161,6 +161,16 @@ class RoverSite(_Strict):
     azimuths: int = Field(default=360, ge=8)
     horizon_km: float = Field(default=150.0, gt=0)
 
+    @field_validator("dem", "far_dem")
+    @classmethod
+    def _relative_to_scenario(cls, name: str | None, info: ValidationInfo) -> str | None:
+        # a path (not a data key) is taken from the scenario's folder
+        from qamar import data
+
+        if name is None or name in data.REGISTRY or Path(name).is_absolute():
+            return name
+        return str((info.context or {}).get("base_dir", Path(".")) / name)
+
     @field_validator("window_px")
     @classmethod
     def _window(cls, window: tuple[int, int, int, int] | None) -> tuple[int, int, int, int] | None:
