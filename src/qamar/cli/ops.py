@@ -96,7 +96,7 @@ def ops_rehearse(
     out: Annotated[Path, typer.Option(help="folder for summary.json, report.html, the archive ops.db...")],
     loss: Annotated[float, typer.Option(help="probability that a packet is lost on the Earth hop")] = 0.01,
     max_hours: Annotated[float | None, typer.Option(help="simulated hours at most (default: the traverse's days, "
-                                                          "72 h at most)")] = None,
+                                                          "72 h at most; it ends sooner once all is settled)")] = None,
     light_factor: Annotated[int, typer.Option(help="light on blocks of this many DEM pixels")] = 10,
     seed: Annotated[int, typer.Option(help="seed of the link's loss draws")] = 0,
     attacks: Annotated[bool, typer.Option("--attacks/--no-attacks",

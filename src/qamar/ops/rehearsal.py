@@ -248,14 +248,20 @@ def rehearse(costs: CostMap, rover: RoverSpec, light: LightModel, start_utc: str
 
     stop_tai_s = start_tai_s + config.max_hours * 3600.0
     tries = dict.fromkeys(ids, 0)
+    origin = {cid: k for k, cid in enumerate(ids)}  # place in the sequence, kept by a command sent again
     while clock.now_tai_s < stop_tai_s:
         clock.run_until(min(stop_tai_s, clock.now_tai_s + config.check_s))
         hibernating = _last_mode(ground, clock.now_tai_s - 86400.0, clock.now_tai_s) == "HIBERNATE"
-        for cid in sorted(tries) if not hibernating else ():  # the operators' policy: send a failed command
-            record = ground.command(cid)  # again, in the original order, once the rover says it is awake
+        driven = max((origin[i] for i in ids if ground.command(i).stage == "COMPLETED"
+                      and ground.command(i).line.startswith("DRIVE_TO")), default=-1)
+        for cid in sorted(tries, key=origin.get) if not hibernating else ():  # the operators' policy: send a
+            record = ground.command(cid)  # failed command again, in sequence order, once the rover is awake,
+            if record.line.startswith("DRIVE_TO") and origin[cid] < driven:  # but never back to a passed waypoint
+                tries[cid] = config.retries
             if record.stage == "FAILED" and tries[cid] < config.retries:
                 again = ground.submit(record.line, sequence="retry")
                 tries[again] = tries.pop(cid) + 1
+                origin[again] = origin[cid]
                 result.retries += 1
                 ids.append(again)
         settled = all(ground.command(i).stage in FINAL_STAGES and not (
@@ -400,8 +406,6 @@ def rehearse_scenario(scenario_path: str | Path, out_dir: str | Path, *, hours: 
         plan = _spacetime_plan(site, light_factor, earth.next_open(t0))
         if plan.feasible:
             note = f"spatiotemporal plan (plan_spacetime) from {plan.start_utc}, the first open link"
-            arrival_h = (float(utc_to_tai_s(plan.start_utc)) - t0) / 3600.0 + float(plan.schedule.t_h[-1]) + 1.0
-            config.max_hours = min(site.max_hours, max(config.max_hours, arrival_h))
         else:
             note = f"static route: the spatiotemporal plan is infeasible ({plan.reason})"
             _log.warning("%s", note)
