@@ -106,6 +106,42 @@ def test_16_connected_optimum_equals_scipy_dijkstra_on_the_same_graph(seed):
         assert (ours.cost == pytest.approx(expected, rel=1e-12)) if np.isfinite(expected) else not ours.rows.size
 
 
+def test_exact_with_free_pixels_and_a_wide_cost_range():
+    """Free (cost 0) pixels and a 1e6 cost range make the queue's buckets wider than the cheapest
+    move, so pixels are expanded again: still scipy's optimum on the same graph."""
+    rng = np.random.default_rng(11)
+    free = _random_costs(11, blocked=0.15)
+    rows, cols = np.mgrid[0:70, 0:90]
+    free[(rows % 3 == 0) & (cols % 3 == 0) & np.isfinite(free)] = 0.0  # isolated: every move still costs > 0
+    wide = 10.0 ** rng.uniform(-3.0, 3.0, (70, 90))
+    wide[rng.random((70, 90)) < 0.15] = np.inf
+    wide[0, 0] = 1.0
+    for cost in (free, wide):
+        distances = scipy.sparse.csgraph.dijkstra(_graph_16(cost), indices=0)
+        for goal in [(69, 89), (40, 3), (2, 88)]:
+            ours = shortest_path(cost, (0, 0), goal, connectivity=16)
+            expected = distances[goal[0] * 90 + goal[1]]
+            assert (ours.cost == pytest.approx(expected, rel=1e-12)) if np.isfinite(expected) else not ours.rows.size
+
+
+def test_degenerate_ends():
+    cost = _random_costs(3, blocked=0.0)
+    same = shortest_path(cost, (5, 7), (5, 7))
+    assert same.cost == 0.0 and same.rows.tolist() == [5] and same.cols.tolist() == [7]
+    goals = np.zeros(cost.shape, bool)
+    goals[5, 7] = goals[60, 60] = True
+    assert shortest_path(cost, (5, 7), goals).cost == 0.0
+    walled = cost.copy()
+    walled[30:33, :] = np.inf  # a wall no move crosses (a knight's move needs its crossed pixels)
+    assert not shortest_path(walled, (0, 0), (69, 89)).rows.size
+    goals[:] = False
+    goals[60:, :] = True
+    assert not shortest_path(walled, (0, 0), goals).rows.size
+    blocked_goal = cost.copy()
+    blocked_goal[69, 89] = np.inf
+    assert shortest_path(blocked_goal, (0, 0), (69, 89)).cost == math.inf
+
+
 def test_a_set_of_goals_reaches_the_cheapest():
     cost = _random_costs(7, blocked=0.1)
     goals = np.zeros(cost.shape, bool)
