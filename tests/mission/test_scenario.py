@@ -67,6 +67,9 @@ def test_change8_rover_scenario_has_a_rover_and_no_orbit():
     assert rover.vehicle.mass_kg == 35.0  # mission-brief.md section 3: about 35 kg
     assert rover.lander is not None and rover.traverse.start_utc.isoformat() == "2028-10-01T00:00:00+00:00"
     assert len(scenario.assumptions) >= 3
+    with pytest.raises(DataFormatError, match="qamar comms needs an orbiter scenario"):
+        scenario.require_orbit("qamar comms")
+    assert load_scenario(SCENARIOS / "icube-q.yaml").require_orbit("qamar comms").inc_deg == 137
 
 
 ROVER = """name: r

@@ -291,6 +291,14 @@ class Scenario(_Strict):
                 raise ValueError(f"{', '.join(given)} describe(s) an orbiter: add an orbit block or remove them")
         return self
 
+    def require_orbit(self, command: str) -> Orbit:
+        """The scenario's orbit; DataFormatError saying that ``command`` needs one if it has none
+        (a rover-only scenario)."""
+        if self.orbit is None:
+            raise DataFormatError(f"scenario {self.name!r} has no orbit block (it describes a rover): {command} needs "
+                                  "an orbiter scenario such as scenarios/icube-q.yaml")
+        return self.orbit
+
     @model_validator(mode="before")
     @classmethod
     def _orbit_from_oem(cls, data: object, info: ValidationInfo) -> object:
