@@ -95,9 +95,10 @@ def ops_rehearse(
     scenario: Annotated[Path, typer.Argument(help="scenario YAML with a rover block")],
     out: Annotated[Path, typer.Option(help="folder for summary.json, report.html, the archive ops.db...")],
     loss: Annotated[float, typer.Option(help="probability that a packet is lost on the Earth hop")] = 0.01,
-    max_hours: Annotated[float | None, typer.Option(help="simulated hours at most (default: the traverse's days, "
-                                                          "72 h at most; it ends sooner once all is settled)")] = None,
-    light_factor: Annotated[int, typer.Option(help="light on blocks of this many DEM pixels")] = 10,
+    max_hours: Annotated[float | None, typer.Option(help="simulated hours at most (default: 72 h, or the "
+                                                          "plan's arrival within the traverse's days)")] = None,
+    light_factor: Annotated[int | None, typer.Option(help="light and plan on blocks of this many DEM pixels "
+                                                          "(default: the scenario's site.map_factor)")] = None,
     seed: Annotated[int, typer.Option(help="seed of the link's loss draws")] = 0,
     attacks: Annotated[bool, typer.Option("--attacks/--no-attacks",
                                           help="inject a replayed and a forged telecommand")] = True,

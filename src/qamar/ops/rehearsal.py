@@ -225,7 +225,9 @@ def rehearse(costs: CostMap, rover: RoverSpec, light: LightModel, start_utc: str
     for stale in (db, db.with_name("ops.db-wal"), db.with_name("ops.db-shm")):
         stale.unlink(missing_ok=True)
     url = f"sqlite:///{db}"
-    longest_leg_s = float(np.diff(route.distance_m).max(initial=0.0)) / rover.mobility.speed_m_per_s
+    drive_offsets_s = [e.offset_s for e in sequence.entries if e.call.command.name == "DRIVE_TO"]
+    longest_leg_s = max(float(np.diff(route.distance_m).max(initial=0.0)) / rover.mobility.speed_m_per_s,
+                        float(np.diff(drive_offsets_s).max(initial=0.0)))  # a drive may last until the next release
     batch_s = 60.0
     ground_config = GroundConfig(ingest_batch_s=batch_s, ack_margin_s=GroundConfig().ack_margin_s + batch_s)
     ground_config.completion_s["DRIVE_TO"] = 2.0 * longest_leg_s * (1.0 + config.slack) + 3600.0
@@ -244,7 +246,8 @@ def rehearse(costs: CostMap, rover: RoverSpec, light: LightModel, start_utc: str
                        plan_note=plan_note or ("spatiotemporal plan" if plan else "static route (plan_route)"))
     releases = sequence.release_times_tai_s(first_contact_tai_s)
     if config.attacks:
-        clock.at(0.5 * (releases[0] + releases[-1]) + 1.0, _attack, result, ids)
+        clock.at(0.5 * (releases[0] + min(releases[-1], start_tai_s + config.max_hours * 3600.0)) + 1.0, _attack,
+                 result, ids)
 
     stop_tai_s = start_tai_s + config.max_hours * 3600.0
     tries = dict.fromkeys(ids, 0)
@@ -381,16 +384,22 @@ def load_site(scenario_path: str | Path, *, start_utc: str | None = None, hours:
 
 def rehearse_scenario(scenario_path: str | Path, out_dir: str | Path, *, hours: float | None = None,
                       loss_probability: float = 0.01, config: RehearsalConfig | None = None,
-                      light_factor: int = 10, spatiotemporal: bool = True, margin_px: int = 150) -> dict:
+                      light_factor: int | None = None, spatiotemporal: bool = True, margin_px: int = 150) -> dict:
     """:func:`rehearse` on a scenario's site and traverse (:func:`load_site`) with the Earth hop
     from the geometry (:func:`qamar.ops.link.earth_lander_hop`: the stations, the lander's
-    site and horizon) losing ``loss_probability`` of the packets; the summary. The traverse is the
+    site and horizon) losing ``loss_probability`` of the packets; the summary. ``light_factor``
+    (default: the scenario's ``site.map_factor``) is the block size of the light and the plan. The traverse is the
     spatiotemporal plan on the light's blocks (the scenario's ``haven_h`` at the goal), or with
     ``spatiotemporal`` False (or when that plan is infeasible: the summary's ``plan`` says why) the
     static route. ``margin_px``: the crop around the traverse (:func:`load_site`)."""
     from qamar.ops.link import earth_lander_hop
 
     config = config or RehearsalConfig()
+    if light_factor is None:
+        from qamar.mission.scenario import load_scenario
+
+        mission = load_scenario(scenario_path).rover
+        light_factor = mission.site.map_factor if mission is not None else 10
     site = load_site(scenario_path, hours=hours, light_factor=light_factor, margin_px=margin_px)
     config.max_hours = min(config.max_hours, site.max_hours) if hours is None else hours
     t0 = float(utc_to_tai_s(site.start_utc))
@@ -406,6 +415,9 @@ def rehearse_scenario(scenario_path: str | Path, out_dir: str | Path, *, hours: 
         plan = _spacetime_plan(site, light_factor, earth.next_open(t0))
         if plan.feasible:
             note = f"spatiotemporal plan (plan_spacetime) from {plan.start_utc}, the first open link"
+            if hours is None:  # long enough for the plan's arrival (and an hour), within the light's span
+                arrival_h = (float(utc_to_tai_s(plan.start_utc)) - t0) / 3600.0 + float(plan.schedule.t_h[-1]) + 1.0
+                config.max_hours = min(site.max_hours, max(config.max_hours, arrival_h))
         else:
             note = f"static route: the spatiotemporal plan is infeasible ({plan.reason})"
             _log.warning("%s", note)
