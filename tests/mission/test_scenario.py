@@ -104,6 +104,9 @@ def test_vehicle_is_a_rover_file_beside_the_scenario_or_inline(tmp_path):
     (tmp_path / "rover.yaml").write_text("power: {battery_wh: 150}\n")
     scenario = load_scenario(_write(tmp_path, ROVER + "  vehicle: rover.yaml\n"))
     assert scenario.rover.vehicle.power.battery_wh == 150
+    assert scenario.rover.site.dem == "dem_site01_10m"  # a data key stays a key; a path is the scenario folder's
+    local = load_scenario(_write(tmp_path, ROVER.replace("{dem: dem_site01_10m}", "{dem: site.tif}")))
+    assert local.rover.site.dem == str((tmp_path / "site.tif").resolve())
     assert "power.battery_wh" not in {a["field"] for a in scenario.rover.vehicle.assumptions()}
     inline = load_scenario(_write(tmp_path, ROVER + "  vehicle: {mobility: {speed_m_per_s: 0.02}}\n"))
     assert inline.rover.vehicle.mobility.speed_m_per_s == 0.02

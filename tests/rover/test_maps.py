@@ -63,3 +63,13 @@ def test_timeline_png(tmp_path):
                                ["start", "drive", "wait", "hibernate"], tmp_path / "timeline.png",
                                reserve_wh=20.0, capacity_wh=100.0, title="t")
     assert Image.open(path).size == (1200, 840)  # 10 x 7 in at 120 dpi
+
+
+def test_colours_span_the_values_in_view(hill):
+    from qamar.rover.maps import _extent_km, _range_in_view
+
+    left, right, bottom, top = _extent_km(hill)
+    values = np.tile(np.arange(300.0), (200, 1))  # value = column
+    low, high = _range_in_view(values, hill, (left, left + (right - left) / 3, bottom, top))  # columns 0..99
+    assert (low, high) == pytest.approx((np.percentile(np.arange(100.0), 2), np.percentile(np.arange(100.0), 98)))
+    assert _range_in_view(np.full((200, 300), np.nan), hill, (left, right, bottom, top)) == (None, None)

@@ -169,7 +169,7 @@ class RoverSite(_Strict):
 
         if name is None or name in data.REGISTRY or Path(name).is_absolute():
             return name
-        return str((info.context or {}).get("base_dir", Path(".")) / name)
+        return str(((info.context or {}).get("base_dir", Path(".")) / name).resolve())
 
     @field_validator("window_px")
     @classmethod

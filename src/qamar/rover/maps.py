@@ -81,7 +81,8 @@ def plot_route_map(
     elevation) is drawn semi-transparent on ``values_dem``'s grid (default: the DEM's; same
     CRS), with a colour bar ``label``. ``points`` are (kind, name, x, y) with kind 'start',
     'target', 'goal' or 'lander'. The view is the square around the route and points with
-    ``margin_km`` on each side (inside the DEM). Axes in km of map x/y; a scale bar in metres.
+    ``margin_km`` on each side (inside the DEM); without ``vmin``/``vmax`` the colours span the
+    values in view. Axes in km of map x/y; a scale bar in metres.
     Raises ModelConfigError for a value grid of another CRS or shape.
     """
     values_dem = values_dem or dem
@@ -96,6 +97,9 @@ def plot_route_map(
     px = np.array([p[2] for p in points]) * scale
     py = np.array([p[3] for p in points]) * scale
     view = _view_km(dem, np.concatenate((rx, px)), np.concatenate((ry, py)), margin_km)
+
+    if vmin is None and vmax is None:  # the colours span the values in view (2nd to 98th percentile)
+        vmin, vmax = _range_in_view(values, values_dem, view)
 
     fig = Figure(figsize=(8.0, 7.0))
     ax = fig.add_subplot()
@@ -125,6 +129,21 @@ def plot_route_map(
     ax.set_title(title, fontsize=10)
     fig.tight_layout()
     return save_png(fig, path)
+
+
+def _range_in_view(values: np.ndarray, grid: Dem, view: tuple[float, float, float, float]) -> tuple:
+    """2nd and 98th percentiles of the finite ``values`` whose pixels lie in ``view`` (km);
+    (None, None) if there are none."""
+    left, right, bottom, top = _extent_km(grid)
+    ny, nx = values.shape
+    c0, c1 = (int(np.clip((v - left) / (right - left) * nx, 0, nx)) for v in (view[0], view[1]))
+    r0, r1 = (int(np.clip((top - v) / (top - bottom) * ny, 0, ny)) for v in (view[3], view[2]))
+    inside = values[r0:max(r1, r0 + 1), c0:max(c1, c0 + 1)]
+    inside = inside[np.isfinite(inside)]
+    if not inside.size:
+        return None, None
+    low, high = np.percentile(inside, [2.0, 98.0])
+    return float(low), float(high)
 
 
 def _draw_features(ax, dem: Dem, view: tuple[float, float, float, float]) -> None:
