@@ -18,6 +18,7 @@ rover:
   site:
     dem: dem_site01_10m
     window_px: [440, 860, 160, 120]   # a 1.6 x 1.2 km crop of the connecting ridge around start, goal and lander
+    map_factor: 10                    # light and plan on 100 m blocks (quick)
   vehicle: {mobility: {speed_m_per_s: 0.05}}
   lander: {lat_deg: -89.37271, lon_deg: 225.4047}
   light: {start_utc: 2028-10-03T01:00:00Z, days: 1}
@@ -88,7 +89,7 @@ def test_ground_and_send_call_the_ground_service(monkeypatch):
 
 @pytest.mark.slow
 def test_rehearse_the_change8_scenario(tmp_path):
-    """The issue's rehearsal on scenarios/change8-rover.yaml (about 15 s on a quiet machine): the counts
+    """The issue's rehearsal on scenarios/change8-rover.yaml (about 70 s at a load of 3 on 2 cores): the counts
     close and the archive holds each received packet once, whatever the traverse met."""
     from pathlib import Path
 
@@ -96,7 +97,7 @@ def test_rehearse_the_change8_scenario(tmp_path):
     result = runner.invoke(app, ["ops", "rehearse", str(scenario), "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output
     s = json.loads((tmp_path / "summary.json").read_text())
-    assert s["wall_s"] < 120.0
+    assert s["wall_s"] < 120.0 and s["final_position"] == pytest.approx(s["goal"])  # the traverse is driven
     assert s["commands_sent"] == (s["commands_completed"] + s["commands_refused"] + s["commands_failed"]
                                   + s["commands_running"] + s["commands_lost"] + s["commands_in_link"])
     assert s["packets_emitted"] == s["packets_received"] + s["packets_lost"] + s["packets_in_link"]
