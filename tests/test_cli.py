@@ -1,5 +1,8 @@
 """The qamar command: data listing, and usage errors that end in one sentence with exit code 2."""
 
+from pathlib import Path
+
+import pytest
 from typer.testing import CliRunner
 
 from qamar.cli import app
@@ -66,3 +69,16 @@ def test_output_into_a_missing_folder(tmp_path):
     result = runner.invoke(app, PROPAGATE + ["--out", str(tmp_path / "no" / "such" / "t.oem")])
     assert result.exit_code == 2, result.output
     assert "No such file or directory" in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("command, options", [
+    (["comms", "contacts"], ["--summary", "s.json"]),
+    (["payload", "opportunities"], ["--target", "Shackleton"]),
+    (["orbit", "montecarlo"], []),
+])  # fmt: skip
+def test_orbiter_commands_refuse_a_rover_scenario(command, options, tmp_path):
+    """A rover-only scenario has no orbit: orbiter commands say so (exit 2, one sentence)."""
+    scenario = Path(__file__).resolve().parents[1] / "scenarios" / "change8-rover.yaml"
+    result = runner.invoke(app, [*command, str(scenario), "--out", str(tmp_path / "out"), *options])
+    assert result.exit_code == 2, result.output
+    assert "has no orbit block" in result.output

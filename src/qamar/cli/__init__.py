@@ -47,6 +47,13 @@ def run(
     from qamar.mission.scenario import load_scenario
 
     result = run_scenario(load_scenario(scenario), out, progress=progress)
-    orbit = result["orbit"]
-    fate = f"impact {orbit['impact_utc']}" if orbit["impact_utc"] else "no impact"
-    typer.echo(f"{result['scenario']}: {orbit['epoch_utc']} -> {orbit['end_utc']}, {fate}; report: {out / 'report.html'}")
+    parts = []
+    if "orbit" in result:
+        orbit = result["orbit"]
+        fate = f"impact {orbit['impact_utc']}" if orbit["impact_utc"] else "no impact"
+        parts.append(f"{orbit['epoch_utc']} -> {orbit['end_utc']}, {fate}")
+    if "rover" in result:
+        rover = result["rover"]
+        parts.append(f"traverse {rover['length_m']:.0f} m, arrives {rover['arrival_utc']}" if rover["feasible"]
+                     else f"no feasible traverse: {rover['reason']}")
+    typer.echo(f"{result['scenario']}: {'; '.join(parts)}; report: {out / 'report.html'}")

@@ -34,6 +34,7 @@ def comms_contacts(
     from qamar.time import tdb_s_to_utc, utc_to_tdb_s
 
     scn = load_scenario(scenario)
+    scn.require_orbit("qamar comms contacts")
     epoch_s = float(utc_to_tdb_s(scn.orbit.epoch_utc))
     end_s = epoch_s + scn.propagation.duration_days * 86400.0
     t0 = epoch_s if start is None else float(utc_to_tdb_s(start))

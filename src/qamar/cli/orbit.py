@@ -309,6 +309,7 @@ def orbit_montecarlo(
     from qamar.orbit.dispersion import Dispersion, run_dispersion_study
 
     spec = load_scenario(scenario)
+    spec.require_orbit("qamar orbit montecarlo")
     forces = spec.forces if degree is None else spec.forces.model_copy(update={"degree": degree})
     setup = _study_setup(spec.orbit.epoch_utc, spec.orbit.frame, forces, spec.spacecraft,
                          horizon_days or spec.propagation.duration_days, rtol)  # fmt: skip

@@ -41,6 +41,7 @@ def _setup(scenario: Path, days: float | None, progress: bool):
     from qamar.mission.scenario import load_scenario
 
     scn = load_scenario(scenario)
+    scn.require_orbit("qamar payload")
     if days is not None and not days > 0:
         raise DataFormatError(f"--days must be positive, got {days}")
     propagation = scn.propagation if days is None else scn.propagation.model_copy(update={"duration_days": days})
