@@ -152,6 +152,7 @@ def _search(w, ncols, start, goals, moves, hw, width, max_w, cap):
     queued = np.zeros(2 * n, np.bool_)
     wn = np.empty(8)
     inv_width = 1.0 / width
+    inv_ncols = 1.0 / ncols
     sr, sc = start // ncols, start % ncols
     tr, tc = (goals[0] // ncols, goals[0] % ncols) if hw > 0.0 else (sr, sc)
     knight = nmoves > 8
@@ -192,7 +193,8 @@ def _search(w, ncols, start, goals, moves, hw, width, max_w, cap):
             expanded += 1
             gu = g[2 * u + side]
             wu = w[u]
-            ur, uc = u // ncols, u % ncols
+            ur = np.int64((u + 0.5) * inv_ncols)  # u // ncols without a division (exact below 2**40)
+            uc = u - ur * ncols
             for k in range(nmoves):  # the 8 neighbours, then the knight's moves
                 v = u + off[k]
                 if k < 8:
