@@ -65,6 +65,8 @@ _HEURISTIC_SHARE = 0.99  # potentials' weight, share of the cheapest pixel (clos
 _WIDTH_MARGIN = 1e-6  # bucket width this much under the cheapest reduced move, against rounding
 _MAX_BUCKETS = 1 << 20  # per queue ring: the ring heads take at most 8 MB each
 _FREE_PIXEL_BUCKETS = 64  # buckets per largest pixel cost when some pixels cost 0
+_NO_MOVE = 31  # parent byte of a search's origin (moves are 0..15)
+_QUEUED = 32  # added to the parent byte while the pixel waits in the queue
 
 
 def _moves(connectivity: int) -> np.ndarray:
@@ -105,7 +107,7 @@ def _search(w, ncols, start, goals, moves, hw, width, max_w, cap):
 
     Queue. Each side has a bucket queue (Dial 1969): pixel v waits in bucket floor(key / width)
     of a ring longer than the largest key jump of one move; an improved pixel is pushed again
-    and its older entries are skipped (per-pixel queued flag); entries come from a pool of
+    and its older entries are skipped (a queued flag in the parent byte); entries come from a pool of
     ``cap`` that recycles popped ones. When ``width`` is at most the cheapest reduced move every
     pixel of the current bucket is final (Dinitz 1978), so a pixel expands once and the order
     inside a bucket does not matter; a wider bucket only makes some pixels expand again (label
@@ -148,8 +150,7 @@ def _search(w, ncols, start, goals, moves, hw, width, max_w, cap):
     free = -1  # recycled entries
     used = 0
     g = np.full(2 * n, np.inf)  # g_s(v) at 2 v, g_t(v) at 2 v + 1 (one cache line)
-    parent = np.full(2 * n, -1, np.int8)
-    queued = np.zeros(2 * n, np.bool_)
+    parent = np.full(2 * n, _NO_MOVE, np.uint8)  # move that reached the pixel, + _QUEUED while it waits
     wn = np.empty(8)
     inv_width = 1.0 / width
     inv_ncols = 1.0 / ncols
@@ -160,11 +161,11 @@ def _search(w, ncols, start, goals, moves, hw, width, max_w, cap):
     entries = np.zeros(2, np.int64)
     cur = np.zeros(2, np.int64)
     g[2 * start] = 0.0
-    node[0], nxt[0], head[0], queued[2 * start] = start, -1, 0, True
+    node[0], nxt[0], head[0], parent[2 * start] = start, -1, 0, _NO_MOVE + _QUEUED
     used, entries[0] = 1, 1
     for v in goals:
         g[2 * v + 1] = 0.0
-        node[used], nxt[used], head[nb], queued[2 * v + 1] = v, head[nb], used, True
+        node[used], nxt[used], head[nb], parent[2 * v + 1] = v, head[nb], used, _NO_MOVE + _QUEUED
         used += 1
         entries[1] += 1
     mu = g[2 * start] + g[2 * start + 1]
@@ -187,9 +188,9 @@ def _search(w, ncols, start, goals, moves, hw, width, max_w, cap):
             nxt[e] = free
             free = e
             entries[side] -= 1
-            if not queued[2 * u + side]:  # an older entry of a pixel pushed again
+            if parent[2 * u + side] < _QUEUED:  # an older entry of a pixel pushed again
                 continue
-            queued[2 * u + side] = False
+            parent[2 * u + side] -= _QUEUED
             expanded += 1
             gu = g[2 * u + side]
             wu = w[u]
@@ -204,7 +205,6 @@ def _search(w, ncols, start, goals, moves, hw, width, max_w, cap):
                     gv = gu + weight[k] * (wu + wn[via1[k]] + wn[via2[k]] + w[v])
                 if gv < g[2 * v + side]:  # false for blocked pixels (inf)
                     g[2 * v + side] = gv
-                    parent[2 * v + side] = k
                     if gv + g[2 * v + 1 - side] < mu:
                         mu = gv + g[2 * v + 1 - side]
                         meet = v
@@ -225,7 +225,7 @@ def _search(w, ncols, start, goals, moves, hw, width, max_w, cap):
                     node[f] = v
                     nxt[f] = head[side * nb + (b & ring)]
                     head[side * nb + (b & ring)] = f
-                    queued[2 * v + side] = True
+                    parent[2 * v + side] = k + _QUEUED
                     entries[side] += 1
     return meet, mu, parent, expanded
 
@@ -234,26 +234,22 @@ def _search(w, ncols, start, goals, moves, hw, width, max_w, cap):
 def _trace(parent, moves, ncols, meet):
     """Pixels (flat, padded) of the path through ``meet``: back to the start along the forward
     parent moves (``parent[2 v]``), on to a goal along the backward ones (``parent[2 v + 1]``)."""
-    nf = 0
-    u = meet
-    while parent[2 * u] >= 0:
-        u -= moves[parent[2 * u], 0] * ncols + moves[parent[2 * u], 1]
-        nf += 1
-    nr = 0
-    u = meet
-    while parent[2 * u + 1] >= 0:
-        u -= moves[parent[2 * u + 1], 0] * ncols + moves[parent[2 * u + 1], 1]
-        nr += 1
-    path = np.empty(nf + nr + 1, np.int64)
-    u = meet
-    for i in range(nf, -1, -1):
-        path[i] = u
-        if i:
-            u -= moves[parent[2 * u], 0] * ncols + moves[parent[2 * u], 1]
-    u = meet
-    for i in range(nf + 1, nf + nr + 1):
-        u -= moves[parent[2 * u + 1], 0] * ncols + moves[parent[2 * u + 1], 1]
-        path[i] = u
+    length = np.zeros(2, np.int64)
+    for side in range(2):
+        u = meet
+        while parent[2 * u + side] % _QUEUED != _NO_MOVE:
+            k = parent[2 * u + side] % _QUEUED
+            u -= moves[k, 0] * ncols + moves[k, 1]
+            length[side] += 1
+    path = np.empty(length[0] + length[1] + 1, np.int64)
+    path[length[0]] = meet
+    for side, step in ((0, -1), (1, 1)):
+        u, i = meet, length[0]
+        for _ in range(length[side]):
+            k = parent[2 * u + side] % _QUEUED
+            u -= moves[k, 0] * ncols + moves[k, 1]
+            i += step
+            path[i] = u
     return path
 
 
