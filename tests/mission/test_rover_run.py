@@ -17,6 +17,8 @@ from qamar.mission.run import run_scenario
 from qamar.mission.scenario import Scenario, load_scenario
 from qamar.time import utc_to_tdb_s
 
+from .conftest import scenario_with_changes
+
 SCENARIO = Path(__file__).resolve().parents[2] / "scenarios" / "change8-rover.yaml"
 MOON_RADIUS_M = 1737400.0  # the DEM's sphere (LOLA)
 SECTIONS = ("Site light", "Permanently shadowed regions", "Traverse", "Rover assumptions", "Assumptions")
@@ -32,13 +34,7 @@ def _small_rover(**changes) -> Scenario:
     rover["light"]["days"] = 2
     rover["psr"]["years"] = 0.2
     rover["traverse"].update(targets=[], days=3, haven_h=0, plan_factor=1)
-    for dotted, value in changes.items():
-        node = document
-        *path, last = dotted.split(".")
-        for key in path:
-            node = node[key]
-        node[last] = value
-    return Scenario.model_validate(document)
+    return scenario_with_changes(document, changes)
 
 
 def _great_circle_m(lat_deg, lon_deg) -> np.ndarray:

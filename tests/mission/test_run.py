@@ -10,6 +10,8 @@ from qamar.errors import QamarError
 from qamar.mission.run import run_scenario
 from qamar.mission.scenario import Scenario
 
+from .conftest import scenario_with_changes
+
 SCENARIO = Path(__file__).resolve().parents[2] / "scenarios" / "icube-q.yaml"
 
 
@@ -19,13 +21,7 @@ def _short_icube_q(**changes) -> Scenario:
     document["forces"]["degree"] = 8
     document["payload"]["coverage_days"] = 0.5
     document["lifetime"].update(horizon_days=2.0, members=3, degree=4)
-    for dotted, value in changes.items():
-        node = document
-        *path, last = dotted.split(".")
-        for key in path:
-            node = node[key]
-        node[last] = value
-    return Scenario.model_validate(document)
+    return scenario_with_changes(document, changes)
 
 
 def test_one_day_of_icube_q_writes_every_product_and_a_report_with_every_section(tmp_path):
