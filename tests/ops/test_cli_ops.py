@@ -20,12 +20,12 @@ rover:
     window_px: [440, 860, 160, 120]   # a 1.6 x 1.2 km crop of the connecting ridge around start, goal and lander
     map_factor: 10                    # light and plan on 100 m blocks (quick)
   vehicle: {mobility: {speed_m_per_s: 0.05}}
-  lander: {lat_deg: -89.37271, lon_deg: 225.4047}
+  lander: {lat_deg: -89.37266, lon_deg: 225.8306}   # change8-rover.yaml's: its antenna sees start and goal
   light: {start_utc: 2028-10-03T01:00:00Z, days: 1}
   psr: {mode: ignore}
   traverse:
     start: {lat_deg: -89.37148, lon_deg: 225.9354}
-    goal: {lat_deg: -89.363014082, lon_deg: 226.258584336}
+    goal: {lat_deg: -89.37618, lon_deg: 225.7282}     # change8-rover.yaml's haven beside the lander
     start_utc: 2028-10-03T01:00:00Z
     days: 0.5
     craters: false
