@@ -49,7 +49,6 @@ from qamar.rover.plan import Route, plan_route
 from qamar.rover.spacetime import SpacetimeResult
 from qamar.rover.traverse import CostMap
 from qamar.surface.terrain import lat_lon_to_xy, pixel_lat_lon
-from qamar.surface.viewshed import VISIBLE, viewshed
 from qamar.time import tai_s_to_utc, utc_to_tai_s
 
 _log = logging.getLogger(__name__)
@@ -197,8 +196,7 @@ def rehearse(costs: CostMap, rover: RoverSpec, light: LightModel, start_utc: str
 
     ``earth_hop`` is the Earth <-> lander hop (:func:`qamar.ops.link.earth_lander_hop` over the
     span, or any Hop); the lander <-> rover hop is open within ``rover.comms.lander_range_m`` of
-    ``lander_lat_lon`` and in line of sight between the lander's and the rover's antennas
-    (:func:`qamar.surface.viewshed.viewshed` on the DEM; always open without a lander). Raises ModelConfigError if the traverse
+    ``lander_lat_lon`` (always, without a lander). Raises ModelConfigError if the traverse
     cannot be planned. With ``plan`` (a feasible :func:`qamar.rover.spacetime.plan_spacetime` result
     on ``costs`` from ``start_utc``) the rover drives that plan's route on its schedule
     (:func:`spacetime_sequence`, absolute times); otherwise the static route, from the first open link.
@@ -220,10 +218,7 @@ def rehearse(costs: CostMap, rover: RoverSpec, light: LightModel, start_utc: str
     available = None
     if lander_lat_lon is not None:
         lander_xy = [float(v) for v in lat_lon_to_xy(lander_lat_lon[0], lander_lat_lon[1], costs.dem)]
-        in_view = viewshed(costs.dem, lander_lat_lon, observer_height_m=rover.comms.lander_antenna_height_m,
-                           target_height_m=rover.comms.rover_antenna_height_m) == VISIBLE
-        available = range_line_of_sight(lambda t: holder["twin"].position_xy(t), lander_xy, rover.comms.lander_range_m,
-                                        line_of_sight=lambda t: bool(in_view[holder["twin"].pixel]))
+        available = range_line_of_sight(lambda t: holder["twin"].position_xy(t), lander_xy, rover.comms.lander_range_m)
     link = DelayedLink(clock, earth_hop, lander_rover_hop(available, loss_probability=rover_loss_probability),
                        seed=config.seed)
     db = out / "ops.db"
