@@ -16,9 +16,9 @@ from qamar.cli.comms import comms_app
 from qamar.cli.data import data_app
 from qamar.cli.ops import ops_app
 from qamar.cli.orbit import orbit_app
-from qamar.cli.surface import surface_app
 from qamar.cli.payload import payload_app
 from qamar.cli.rover import rover_app
+from qamar.cli.surface import surface_app
 
 app = typer.Typer(
     help="qamar: mission analysis for small lunar missions.",

@@ -14,7 +14,7 @@ import functools
 import inspect
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
@@ -134,7 +134,7 @@ def _shared_options(*, grid: bool = False):
                 default = default if default is _REQUIRED else f"{default:g}"
             elif name in _ORBIT or name == "from_oem":
                 help_text += "" if default in (_REQUIRED, None) else f" (default {default:g})"
-                kind, default = Optional[kind], None
+                kind, default = kind | None, None
             decls = ("--srp/--no-srp",) if name == "srp" else ()
             annotation = Annotated[kind, typer.Option(*decls, help=help_text)]
             params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=default))
@@ -161,10 +161,10 @@ def orbit_propagate(
     duration_days: Annotated[float, typer.Option(help="span to propagate (stops earlier at impact)")],
     out: Annotated[Path, typer.Option(help="CCSDS OEM file to write")],
     rtol: float = 1e-12,
-    altitude_threshold_km: Annotated[Optional[list[float]], typer.Option(help="report crossings of this altitude (repeatable)")] = None,
+    altitude_threshold_km: Annotated[list[float] | None, typer.Option(help="report crossings of this altitude (repeatable)")] = None,
     step_s: Annotated[float, typer.Option(help="OEM/CSV sampling step")] = 60.0,
-    csv: Annotated[Optional[Path], typer.Option(help="also write the trajectory as CSV")] = None,
-    summary: Annotated[Optional[Path], typer.Option(help="summary JSON to write")] = None,
+    csv: Annotated[Path | None, typer.Option(help="also write the trajectory as CSV")] = None,
+    summary: Annotated[Path | None, typer.Option(help="summary JSON to write")] = None,
     progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
 ) -> None:
     """Propagate one orbit and write it as CCSDS OEM (and a JSON summary)."""
@@ -190,11 +190,11 @@ def orbit_propagate(
 _HORIZON = Annotated[float, typer.Option(help="span to survive, days (3 years by default)")]
 _RTOL = Annotated[float, typer.Option(help="integrator relative tolerance")]
 _SCHEDULER = Annotated[
-    Optional[str],
+    str | None,
     typer.Option(help="Dask scheduler, e.g. tcp://host:8786 (default: DASK_SCHEDULER_ADDRESS, else a local cluster)"),
 ]
 _WORKERS = Annotated[int, typer.Option(help="worker processes of the local Dask cluster")]
-_BATCH = Annotated[Optional[int], typer.Option(help="members per Dask task (default: about 16 tasks per worker, at most 16 members)")]
+_BATCH = Annotated[int | None, typer.Option(help="members per Dask task (default: about 16 tasks per worker, at most 16 members)")]
 _PROGRESS = Annotated[bool, typer.Option("--progress/--no-progress")]
 
 
@@ -205,8 +205,8 @@ def orbit_lifetime(
     options: OrbitOptions,
     horizon_days: _HORIZON = 1095.0,
     rtol: _RTOL = 1e-10,
-    summary: Annotated[Optional[Path], typer.Option(help="lifetime JSON to write")] = None,
-    plot: Annotated[Optional[Path], typer.Option(help="periapsis-history PNG to write")] = None,
+    summary: Annotated[Path | None, typer.Option(help="lifetime JSON to write")] = None,
+    plot: Annotated[Path | None, typer.Option(help="periapsis-history PNG to write")] = None,
     progress: _PROGRESS = True,
 ) -> None:
     """Propagate one orbit to impact or the horizon; report lifetime, impact place and lowest periapsis."""
@@ -247,8 +247,8 @@ def orbit_sweep(
     out: Annotated[Path, typer.Option(help="Parquet table to write (one row per grid point)")],
     horizon_days: _HORIZON = 1095.0,
     rtol: _RTOL = 1e-10,
-    plot: Annotated[Optional[Path], typer.Option(help="PNG of lifetime over the swept parameter(s), one or two")] = None,
-    mark: Annotated[Optional[str], typer.Option(help="reference lines on the plot, e.g. 27,50,76,86")] = None,
+    plot: Annotated[Path | None, typer.Option(help="PNG of lifetime over the swept parameter(s), one or two")] = None,
+    mark: Annotated[str | None, typer.Option(help="reference lines on the plot, e.g. 27,50,76,86")] = None,
     scheduler: _SCHEDULER = None,
     workers: _WORKERS = 2,
     batch_size: _BATCH = None,
@@ -277,14 +277,14 @@ def orbit_montecarlo(
     scenario: Annotated[Path, typer.Argument(help="scenario YAML file (orbit, forces, spacecraft)")],
     out: Annotated[Path, typer.Option(help="folder for members/, results.parquet, summary.json and plots")],
     members: Annotated[int, typer.Option(help="number of sampled members")] = 100,
-    horizon_days: Annotated[Optional[float], typer.Option(help="span to survive, days (default: scenario's)")] = None,
-    degree: Annotated[Optional[int], typer.Option(help="gravity degree (default: the scenario's)")] = None,
+    horizon_days: Annotated[float | None, typer.Option(help="span to survive, days (default: scenario's)")] = None,
+    degree: Annotated[int | None, typer.Option(help="gravity degree (default: the scenario's)")] = None,
     rtol: _RTOL = 1e-10,
     seed: Annotated[int, typer.Option(help="random seed: member i draws from stream (seed, i)")] = 0,
     state_axes: Annotated[str, typer.Option(help="axes of the state sigmas/covariance: icrf or rtn")] = "icrf",
-    position_sigma_km: Annotated[Optional[float], typer.Option(help="1-sigma per axis (1 km unless --covariance)")] = None,
-    velocity_sigma_m_s: Annotated[Optional[float], typer.Option(help="1-sigma per axis (1 m/s unless --covariance)")] = None,
-    covariance: Annotated[Optional[Path], typer.Option(help="6x6 state covariance file (km, km/s)")] = None,
+    position_sigma_km: Annotated[float | None, typer.Option(help="1-sigma per axis (1 km unless --covariance)")] = None,
+    velocity_sigma_m_s: Annotated[float | None, typer.Option(help="1-sigma per axis (1 m/s unless --covariance)")] = None,
+    covariance: Annotated[Path | None, typer.Option(help="6x6 state covariance file (km, km/s)")] = None,
     peri_alt_sigma_km: Annotated[float, typer.Option(help="1-sigma of the periapsis altitude")] = 0.0,
     apo_alt_sigma_km: Annotated[float, typer.Option(help="1-sigma of the apoapsis altitude")] = 0.0,
     inc_sigma_deg: Annotated[float, typer.Option(help="1-sigma of the inclination")] = 0.0,

@@ -7,7 +7,7 @@ sample out, exit code 2) and no file is written: an empty table would look like 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -16,8 +16,8 @@ from qamar.cli.common import sub_app, user_errors
 payload_app = sub_app("Cameras: imaging opportunities, plans and coverage.")
 
 Scenario = Annotated[Path, typer.Argument(help="scenario YAML file with a payload block")]
-Days = Annotated[Optional[float], typer.Option(help="days from the scenario epoch (default: the scenario's duration)")]
-SunElev = Annotated[Optional[str], typer.Option(help="Sun elevation range LO:HI in deg (default: payload.sun_elev_deg)")]
+Days = Annotated[float | None, typer.Option(help="days from the scenario epoch (default: the scenario's duration)")]
+SunElev = Annotated[str | None, typer.Option(help="Sun elevation range LO:HI in deg (default: payload.sun_elev_deg)")]
 Step = Annotated[float, typer.Option(help="sampling step of the trajectory, s")]
 Progress = Annotated[bool, typer.Option("--progress/--no-progress")]
 
@@ -62,14 +62,14 @@ def payload_opportunities(
     scenario: Scenario,
     target: Annotated[str, typer.Option(help="IAU feature name, or LAT,LON in degrees")],
     out: Annotated[Path, typer.Option(help="opportunities CSV to write (one row a window, best first)")],
-    max_gsd_m: Annotated[Optional[float], typer.Option(help="finest-detail limit: slant range x IFOV, m")] = None,
+    max_gsd_m: Annotated[float | None, typer.Option(help="finest-detail limit: slant range x IFOV, m")] = None,
     sun_elev_deg: SunElev = None,
     max_emission_deg: Annotated[float, typer.Option(help="view no farther than this from the vertical")] = 60.0,
     whole_target: Annotated[bool, typer.Option(help="the whole feature must be in the frame, not its centre")] = False,
     track: Annotated[bool, typer.Option(help="turn the spacecraft to track the target (<= 30 deg off nadir)")] = False,
     days: Days = None,
     step_s: Step = 10.0,
-    plot: Annotated[Optional[Path], typer.Option(help="also draw the windows as a timeline PNG")] = None,
+    plot: Annotated[Path | None, typer.Option(help="also draw the windows as a timeline PNG")] = None,
     progress: Progress = True,
 ) -> None:
     """Windows when a target is in a camera's footprint, well lit and sharp enough; ranked."""
@@ -98,7 +98,7 @@ def payload_plan(
     scenario: Scenario,
     target: Annotated[list[str], typer.Option(help="IAU feature name or LAT,LON (repeatable)")],
     out: Annotated[Path, typer.Option(help="folder for plan.csv, opportunities.csv, plan.json and plots")],
-    max_gsd_m: Annotated[Optional[float], typer.Option(help="slant range x IFOV limit, m")] = None,
+    max_gsd_m: Annotated[float | None, typer.Option(help="slant range x IFOV limit, m")] = None,
     sun_elev_deg: SunElev = None,
     max_emission_deg: float = 60.0,
     images_per_target: Annotated[int, typer.Option(min=1)] = 1,
@@ -159,8 +159,8 @@ def payload_coverage(
     nside: Annotated[int, typer.Option(help="HEALPix nside (power of two; 512: 0.11 deg pixels)")] = 512,
     good_light: Annotated[bool, typer.Option(help="count only pixels lit within payload.sun_elev_deg")] = False,
     sun_elev_deg: SunElev = None,
-    max_gsd_m: Annotated[Optional[float], typer.Option(help="count only where slant range x IFOV is under this, m")] = None,
-    region: Annotated[Optional[list[str]], typer.Option(help="IAU feature whose coverage to report (repeatable)")] = None,
+    max_gsd_m: Annotated[float | None, typer.Option(help="count only where slant range x IFOV is under this, m")] = None,
+    region: Annotated[list[str] | None, typer.Option(help="IAU feature whose coverage to report (repeatable)")] = None,
     progress: Progress = True,
 ) -> None:
     """Cumulative coverage over the span on an equal-area HEALPix grid; global and polar maps."""

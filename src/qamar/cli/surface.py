@@ -4,7 +4,7 @@ on lunar DEMs."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -13,8 +13,8 @@ from qamar.cli.common import sub_app, user_errors
 surface_app = sub_app("Horizons, illumination, Earth visibility and permanently shadowed regions on lunar DEMs.")
 
 DemArg = Annotated[Path, typer.Argument(help="DEM GeoTIFF/COG or PDS3 .IMG in a lunar CRS (heights in m)")]
-FarDem = Annotated[Optional[Path], typer.Option("--far-dem", help="coarse DEM (same CRS) for terrain beyond the DEM")]
-HorizonOpt = Annotated[Optional[Path], typer.Option("--horizon", help="precomputed horizon map of this DEM "
+FarDem = Annotated[Path | None, typer.Option("--far-dem", help="coarse DEM (same CRS) for terrain beyond the DEM")]
+HorizonOpt = Annotated[Path | None, typer.Option("--horizon", help="precomputed horizon map of this DEM "
                                                     "(`qamar surface horizon`); computed here when absent")]
 Azimuths = Annotated[int, typer.Option("--azimuths", help="horizon azimuths (when computing the horizon)")]
 MaxDistance = Annotated[float, typer.Option("--max-distance-km", help="horizon search radius (when computing it)")]
@@ -72,7 +72,7 @@ def surface_illumination(
     stop: Annotated[str, typer.Option(help="end of the span (excluded), ISO-8601 UTC")],
     out: Annotated[Path, typer.Option(help="folder for the GeoTIFFs, PNG maps and summary.json")],
     step_h: Annotated[float, typer.Option(help="time step, hours")] = 1.0,
-    observer_height_m: Annotated[Optional[float], typer.Option(
+    observer_height_m: Annotated[float | None, typer.Option(
         help="observer above the ground, m (default: the horizon map's, or 0)")] = None,
     far_dem: FarDem = None,
     horizon: HorizonOpt = None,
@@ -109,11 +109,11 @@ def surface_point(
     start: Annotated[str, typer.Option(help="first epoch, ISO-8601 UTC")],
     stop: Annotated[str, typer.Option(help="end of the span (excluded), ISO-8601 UTC")],
     step_h: Annotated[float, typer.Option(help="time step, hours")] = 1.0,
-    observer_height_m: Annotated[Optional[float], typer.Option(
+    observer_height_m: Annotated[float | None, typer.Option(
         help="observer above the ground, m (default: the horizon map's, or 0)")] = None,
-    summary: Annotated[Optional[Path], typer.Option(help="summary JSON to write")] = None,
-    out: Annotated[Optional[Path], typer.Option(help="CSV time series to write")] = None,
-    plot: Annotated[Optional[Path], typer.Option(help="PNG: horizon profile, Sun and Earth tracks")] = None,
+    summary: Annotated[Path | None, typer.Option(help="summary JSON to write")] = None,
+    out: Annotated[Path | None, typer.Option(help="CSV time series to write")] = None,
+    plot: Annotated[Path | None, typer.Option(help="PNG: horizon profile, Sun and Earth tracks")] = None,
     far_dem: FarDem = None,
     horizon: HorizonOpt = None,
     azimuths: Azimuths = 360,
@@ -150,9 +150,9 @@ def surface_point(
 def surface_psr(
     dem: DemArg,
     out: Annotated[Path, typer.Option(help="GeoJSON of the PSR polygons (DEM map coordinates, areas in km2)")],
-    summary: Annotated[Optional[Path], typer.Option(help="summary JSON (psr_area_km2, psr_count, ...)")] = None,
-    raster: Annotated[Optional[Path], typer.Option(help="PSR mask GeoTIFF (default: OUT with .tif)")] = None,
-    png: Annotated[Optional[Path], typer.Option(help="PSR map PNG (default: OUT with .png)")] = None,
+    summary: Annotated[Path | None, typer.Option(help="summary JSON (psr_area_km2, psr_count, ...)")] = None,
+    raster: Annotated[Path | None, typer.Option(help="PSR mask GeoTIFF (default: OUT with .tif)")] = None,
+    png: Annotated[Path | None, typer.Option(help="PSR map PNG (default: OUT with .png)")] = None,
     start: Annotated[str, typer.Option(help="start of the precession cycle, ISO-8601 UTC")] = "2024-01-01",
     years: Annotated[float, typer.Option(help="span, years (a precession cycle is 18.6)")] = 18.6,
     lon_step_deg: Annotated[float, typer.Option(help="solar longitude step of the envelope, deg")] = 0.1,
