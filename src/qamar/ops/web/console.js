@@ -136,12 +136,15 @@ async function updateRover() {
     `(${shortUtc(position.utc)})`;
 }
 
-async function updateAlarms() {
-  const body = $("alarms");
-  const alarms = await api("/api/alarms");
+// Refill the table body `id` with one row per item, newest first, each filled by fillRow(row, item).
+function fillTable(id, items, fillRow) {
+  const body = $(id);
   body.replaceChildren();
-  for (const a of alarms.reverse()) {
-    const row = body.insertRow();
+  for (const item of items.reverse()) fillRow(body.insertRow(), item);
+}
+
+async function updateAlarms() {
+  fillTable("alarms", await api("/api/alarms"), (row, a) => {
     row.className = a.cleared_tai_s === null ? a.severity : "cleared";
     row.dataset.parameter = a.parameter;
     [a.alarm_id, a.parameter, a.severity, fmt(a.value), shortUtc(a.raised_utc), shortUtc(a.cleared_utc)]
@@ -154,15 +157,11 @@ async function updateAlarms() {
       button.onclick = () => post(`/api/alarms/${a.alarm_id}/ack`, {operator: "console"}).then(updateAlarms);
       td.append(button);
     }
-  }
+  });
 }
 
 async function updateCommands() {
-  const body = $("commands");
-  const commands = await api("/api/commands");
-  body.replaceChildren();
-  for (const c of commands.reverse()) {
-    const row = body.insertRow();
+  fillTable("commands", await api("/api/commands"), (row, c) => {
     row.dataset.commandId = c.command_id;
     cell(row, c.command_id);
     cell(row, c.line);
@@ -171,7 +170,7 @@ async function updateCommands() {
     cell(row, shortUtc(c.release_utc));
     cell(row, c.arsn);
     cell(row, c.reason);
-  }
+  });
   const refusals = await api("/api/refusals");
   $("refusals").replaceChildren(...refusals.slice(-10).reverse().map((r) => {
     const li = document.createElement("li");
