@@ -12,8 +12,10 @@ import scipy.sparse
 import scipy.sparse.csgraph
 
 from qamar.errors import ModelConfigError
+from qamar.rover import gridsearch
+from qamar.rover.gridsearch import shortest_path
 from qamar.rover.model import RoverSpec
-from qamar.rover.plan import plan_route, shortest_path
+from qamar.rover.plan import plan_route
 from qamar.rover.traverse import cost_map
 from qamar.surface.terrain import me_from_lat_lon_height, pixel_lat_lon
 
@@ -123,6 +125,52 @@ def test_exact_with_free_pixels_and_a_wide_cost_range():
     wide[0, 0] = 1.0
     for cost in (free, wide):
         _assert_scipy_optimum(cost, [(69, 89), (40, 3), (2, 88)])
+
+
+@pytest.mark.parametrize("connectivity", [8, 16])
+def test_block_lower_bound_is_a_consistent_potential(connectivity):
+    """The potential the search steers by (block minima spread over the corner lattice) never
+    drops along a move by more than the move costs, for every move of the graph: the condition
+    under which the search stays exact. Checked move by move on the graph built with numpy."""
+    cost = _random_costs(21, shape=(70, 90), blocked=0.2)
+    cost[10:30, 40:45] = 7.0  # a plateau wider than a block, so the bound's gradient reaches its limit
+    ny, nx = cost.shape
+    block_min = gridsearch._cost_range(cost)[-1]
+    lattice = gridsearch._corner_bound(block_min, np.array([ny - 1]), np.array([nx - 1]))
+    rec = np.empty(((ny + 2 * gridsearch.PAD) * (nx + 2 * gridsearch.PAD), 4))
+    gridsearch._fill_records(cost, lattice, rec, 0, ny + 2 * gridsearch.PAD)
+    padded = rec[:, 3].reshape(ny + 2 * gridsearch.PAD, nx + 2 * gridsearch.PAD)
+    potential = padded[gridsearch.PAD:-gridsearch.PAD, gridsearch.PAD:-gridsearch.PAD].ravel()
+    graph = _graph_16(cost).tocoo()
+    if connectivity == 8:
+        steps = np.abs(graph.row - graph.col)
+        keep = np.isin(steps, [1, nx - 1, nx, nx + 1]) & (np.abs(graph.row % nx - graph.col % nx) <= 1)
+        graph = scipy.sparse.coo_matrix((graph.data[keep], (graph.row[keep], graph.col[keep])), graph.shape)
+    drop = potential[graph.row] - potential[graph.col]
+    assert graph.nnz > 10000 and np.all(drop <= graph.data * (1 + 1e-12))
+    assert np.max(drop / graph.data) > 0.7  # and not loose: at least 1/sqrt 2 of some move (the plateau)
+
+
+def test_exact_whichever_side_of_the_two_threads_runs_first():
+    """The two search fronts run in two threads, at whatever pace the machine gives them (one
+    may finish before the other starts): hundreds of small searches of every shape, with free
+    pixels, walls and sets of goals, all equal scikit-image's MCP_Geometric optimum."""
+    skimage_graph = pytest.importorskip("skimage.graph")
+    rng = np.random.default_rng(17)
+    for trial in range(400):
+        ny, nx = (int(n) for n in rng.integers(2, 40, 2))
+        cost = 1.0 + 4.0 * rng.random((ny, nx))
+        cost[rng.random((ny, nx)) < 0.05 * (trial % 2)] = 0.0
+        cost[rng.random((ny, nx)) < 0.4 * rng.random()] = np.inf
+        start, goal = tuple(int(rng.integers(n)) for n in (ny, nx)), tuple(int(rng.integers(n)) for n in (ny, nx))
+        cost[start] = cost[goal] = 1.0
+        goals = rng.random((ny, nx)) < 0.03
+        goals[goal] = True
+        expected, _ = skimage_graph.MCP_Geometric(np.where(np.isinf(cost), -1.0, cost),
+                                                  fully_connected=True).find_costs([start])
+        for end, best in ((goal, expected[goal]), (goals, expected[goals & np.isfinite(cost)].min())):
+            ours = shortest_path(cost, start, end, connectivity=8)
+            assert ours.cost == pytest.approx(best, rel=1e-12) if np.isfinite(best) else not ours.rows.size
 
 
 def test_degenerate_ends():

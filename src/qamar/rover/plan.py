@@ -1,28 +1,10 @@
 """Static optimal route planning on a cost map: exact search on a 16-connected grid, then any-angle
 shortcuts.
 
-Graph. Nodes are pixel centres; a move goes to one of the 8 neighbours or one of the 8
-knight's-move cells (16-connected, largest heading error 13.3 deg instead of 22.5 deg). A move
-costs the line integral of the cost along its straight segment: ``w = cost * step_m`` (cost
-per pixel step, per pixel) times the length of the segment inside each pixel it crosses. A
-straight or diagonal move spends half its length in each end pixel, so it costs
-``L (w_a + w_b) / 2`` (L = 1 or sqrt 2 pixels), the metric of scikit-image's MCP_Geometric; a
-knight's move (L = sqrt 5) spends a quarter in each of the four pixels it crosses and is
-allowed only if all four are drivable. A diagonal passes through a corner only, so it is
-allowed between two blocked pixels that touch there (as in scikit-image).
-
-Search. Bidirectional Dijkstra with A*-like potentials, compiled with numba (see
-:func:`_search`): one search grows from the start, one from the goal (or from every goal
-pixel, e.g. a PSR rim), each ordered by a bucket queue, until no path through the pixels
-still queued can beat the best meeting found, so the result is the exact optimum. The
-potentials use ``h(v) = min(w) x`` the length of the shortest chain of moves to an end
-(consistent: no path is cheaper per pixel than the cheapest pixel), at 99 % so that every
-reduced move costs at least 1 % of the cheapest step and each pixel is expanded once. On the
-1600 x 1600 ridge benchmark (docs/benchmarks.md) the two searches expand 1.5 M pixels where the
-previous one-sided A* (1/64-step buckets, decrease-key in doubly linked lists) expanded 2.2 M:
-0.22 s of CPU instead of 0.27 s 8-connected, 0.32 s instead of 0.45 s 16-connected (bench
-runs at load averages under 1). Per pixel it is slower (~140 ns against ~120 ns: two labels
-per pixel, and the potentials), and pyastar2d and scikit-image stay within 2x and 5x of it.
+Grid search. :func:`qamar.rover.gridsearch.shortest_path` finds the exact optimum on the
+16-connected grid (largest heading error 13.3 deg instead of 22.5 deg when 8-connected): a
+move costs the line integral of ``w = cost * step_m`` (cost per pixel step, per pixel) along
+its straight segment, the metric of scikit-image's MCP_Geometric for the 8 neighbours.
 
 Any-angle shortcuts. The grid route is then pulled straight: a vertex is dropped when the
 straight segment that skips it crosses only drivable pixels and costs no more (the same line
@@ -49,6 +31,7 @@ import scipy.ndimage
 from numba import njit
 
 from qamar.errors import ModelConfigError
+from qamar.rover.gridsearch import shortest_path
 from qamar.rover.model import RoverSpec
 from qamar.rover.traverse import (
     BLOCK_REASONS,
@@ -61,199 +44,9 @@ from qamar.rover.traverse import (
 )
 from qamar.surface.terrain import lat_lon_to_xy, xy_to_lat_lon, xy_to_pixel
 
-_PAD = 2  # inf border around the grid: the kernel needs no bounds checks for moves of up to 2 pixels
+_PAD = 2  # inf border around the grid: segment walks need no bounds checks
 _SHORTCUT_WINDOW = 64  # vertices ahead tried per shortcut pass (passes repeat until nothing changes)
 _SHORTCUT_TOLERANCE = 1e-9  # relative: a shortcut may not cost more than the stretch it replaces
-_HEURISTIC_SHARE = 0.99  # potentials' weight, share of the cheapest pixel (closer to 1: tighter, more buckets)
-_WIDTH_MARGIN = 1e-6  # bucket width this much under the cheapest reduced move, against rounding
-_MAX_BUCKETS = 1 << 20  # per queue ring: the ring heads take at most 8 MB each
-_FREE_PIXEL_BUCKETS = 64  # buckets per largest pixel cost when some pixels cost 0
-_NO_MOVE = 31  # parent byte of a search's origin (moves are 0..15)
-_QUEUED = 32  # added to the parent byte while the pixel waits in the queue
-
-
-def _moves(connectivity: int) -> np.ndarray:
-    """(dr, dc) of the moves, int64 (n, 2): 8 neighbours, then the 8 knight's moves."""
-    if connectivity not in (8, 16):
-        raise ModelConfigError(f"connectivity must be 8 or 16, got {connectivity}")
-    moves = [(dr, dc) for dr in (-1, 0, 1) for dc in (-1, 0, 1) if dr or dc]
-    if connectivity == 16:
-        moves += [(dr, dc) for dr in (-2, -1, 1, 2) for dc in (-2, -1, 1, 2) if abs(dr) != abs(dc)]
-    return np.array(moves, dtype=np.int64)
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _grid_length(dr, dc, knight):
-    """Length (pixels) of the shortest chain of moves spanning (dr, dc): the two moves whose
-    headings bracket it, so a norm no longer than the straight line (the octile distance when 8-
-    connected). A move's cost is at least its length times the cheapest pixel."""
-    a, b = max(abs(dr), abs(dc)), min(abs(dr), abs(dc))
-    if not knight:
-        return a - b + math.sqrt(2.0) * b
-    if 2 * b <= a:
-        return a - 2 * b + math.sqrt(5.0) * b
-    return (2 * b - a) * math.sqrt(2.0) + (a - b) * math.sqrt(5.0)
-
-
-@njit(cache=True, nogil=True)
-def _search(w, ncols, start, goals, moves, hw, width, max_w, cap):
-    """Bidirectional Dijkstra on the padded flat grid ``w`` (cost per pixel step, inf = blocked,
-    >= 0, largest finite value ``max_w``) with reduced costs, from pixel ``start`` and from the
-    pixels ``goals`` (flat indices; a single one when ``hw`` > 0).
-
-    Keys. With the potential p(v) = hw (L(v, goal) - L(v, start)), L the length of the shortest
-    chain of moves (:func:`_grid_length`), the forward search orders pixels by
-    g_s(v) + p(v) - p(start) and the backward one by g_t(v) - p(v) + p(goal): both are Dijkstra on
-    the same graph of reduced move costs w(u, v) + p(v) - p(u) >= (w_min - 2 hw) |uv| >= 0 if
-    2 hw <= w_min, the cheapest pixel (the average of the two A* potentials: Ikeda et al. 1994,
-    Goldberg & Harrelson 2005).
-
-    Queue. Each side has a bucket queue (Dial 1969): pixel v waits in bucket floor(key / width)
-    of a ring longer than the largest key jump of one move; an improved pixel is pushed again
-    and its older entries are skipped (a queued flag in the parent byte); entries come from a pool of
-    ``cap`` that recycles popped ones. When ``width`` is at most the cheapest reduced move every
-    pixel of the current bucket is final (Dinitz 1978), so a pixel expands once and the order
-    inside a bucket does not matter; a wider bucket only makes some pixels expand again (label
-    correcting), still exact.
-
-    Meeting and stopping. mu is the cheapest g_s(v) + g_t(v) seen; the search stops when the
-    two current bucket floors sum to at least mu in reduced terms (no path through a queued
-    pixel can be cheaper), or when one side runs out (it has then settled every pixel that
-    leads to it). The side with fewer queued entries goes next (Pohl 1971).
-
-    Returns (meeting pixel, -1 if no path or -2 if the pool ran out; mu; parent moves, forward at
-    2 v and backward at 2 v + 1; pixels expanded).
-    """
-    n = w.size
-    nmoves = moves.shape[0]
-    off = np.empty(nmoves, np.int64)
-    weight = np.empty(nmoves)  # move length over the number of pixels sharing it
-    via1 = np.zeros(nmoves, np.int64)  # the two pixels a knight's move crosses, as indices of the first 8 moves
-    via2 = np.zeros(nmoves, np.int64)
-    mdr, mdc = moves[:, 0].copy(), moves[:, 1].copy()
-    for k in range(nmoves):
-        dr, dc = moves[k, 0], moves[k, 1]
-        off[k] = dr * ncols + dc
-        weight[k] = 0.5 * math.sqrt(dr * dr + dc * dc)
-        if abs(dr) + abs(dc) == 3:
-            weight[k] *= 0.5
-            r1, c1, r2, c2 = (0, dc // 2, dr, dc // 2) if abs(dc) == 2 else (dr // 2, 0, dr // 2, dc)
-            for j in range(8):
-                if moves[j, 0] == r1 and moves[j, 1] == c1:
-                    via1[k] = j
-                if moves[j, 0] == r2 and moves[j, 1] == c2:
-                    via2[k] = j
-    nb = 4
-    while nb * width < 2.0 * math.sqrt(5.0) * (max_w + hw) + 4.0 * width:  # > the largest reduced move
-        nb *= 2
-    ring = nb - 1
-    head = np.full(2 * nb, -1, np.int32)  # first entry of each bucket, forward ring then backward ring
-    node = np.empty(cap, np.int32)  # queue entries (cap at most): pixel, next entry of the same bucket
-    nxt = np.empty(cap, np.int32)
-    free = -1  # recycled entries
-    used = 0
-    g = np.full(2 * n, np.inf)  # g_s(v) at 2 v, g_t(v) at 2 v + 1 (one cache line)
-    parent = np.full(2 * n, _NO_MOVE, np.uint8)  # move that reached the pixel, + _QUEUED while it waits
-    wn = np.empty(8)
-    inv_width = 1.0 / width
-    inv_ncols = 1.0 / ncols
-    sr, sc = start // ncols, start % ncols
-    tr, tc = (goals[0] // ncols, goals[0] % ncols) if hw > 0.0 else (sr, sc)
-    knight = nmoves > 8
-    span = _grid_length(tr - sr, tc - sc, knight)
-    entries = np.zeros(2, np.int64)
-    cur = np.zeros(2, np.int64)
-    g[2 * start] = 0.0
-    node[0], nxt[0], head[0], parent[2 * start] = start, -1, 0, _NO_MOVE + _QUEUED
-    used, entries[0] = 1, 1
-    for v in goals:
-        g[2 * v + 1] = 0.0
-        node[used], nxt[used], head[nb], parent[2 * v + 1] = v, head[nb], used, _NO_MOVE + _QUEUED
-        used += 1
-        entries[1] += 1
-    mu = g[2 * start] + g[2 * start + 1]
-    meet = start if mu < np.inf else -1
-    expanded = 0
-    while entries[0] > 0 and entries[1] > 0:
-        for s in range(2):
-            while head[s * nb + (cur[s] & ring)] < 0:
-                cur[s] += 1
-        if (cur[0] + cur[1]) * width >= mu - 2.0 * hw * span:
-            break
-        side = 0 if entries[0] <= entries[1] else 1
-        cb = cur[side]
-        sign, key0 = (1.0, -hw * span) if side == 0 else (-1.0, -hw * span)
-        slot = side * nb + (cb & ring)
-        while head[slot] >= 0:
-            e = head[slot]
-            u = node[e]
-            head[slot] = nxt[e]
-            nxt[e] = free
-            free = e
-            entries[side] -= 1
-            if parent[2 * u + side] < _QUEUED:  # an older entry of a pixel pushed again
-                continue
-            parent[2 * u + side] -= _QUEUED
-            expanded += 1
-            gu = g[2 * u + side]
-            wu = w[u]
-            ur = np.int64((u + 0.5) * inv_ncols)  # u // ncols without a division (exact below 2**40)
-            uc = u - ur * ncols
-            for k in range(nmoves):  # the 8 neighbours, then the knight's moves
-                v = u + off[k]
-                if k < 8:
-                    wn[k] = w[v]
-                    gv = gu + weight[k] * (wu + wn[k])
-                else:
-                    gv = gu + weight[k] * (wu + wn[via1[k]] + wn[via2[k]] + w[v])
-                if gv < g[2 * v + side]:  # false for blocked pixels (inf)
-                    g[2 * v + side] = gv
-                    if gv + g[2 * v + 1 - side] < mu:
-                        mu = gv + g[2 * v + 1 - side]
-                        meet = v
-                    key = gv + key0
-                    if hw > 0.0:
-                        vr, vc = ur + mdr[k], uc + mdc[k]
-                        key += sign * hw * (_grid_length(vr - tr, vc - tc, knight)
-                                            - _grid_length(vr - sr, vc - sc, knight))
-                    b = max(np.int64(key * inv_width), cb)
-                    if free >= 0:
-                        f = free
-                        free = nxt[f]
-                    elif used < cap:
-                        f = used
-                        used += 1
-                    else:  # the caller retries with a larger pool
-                        return -2, mu, parent, expanded
-                    node[f] = v
-                    nxt[f] = head[side * nb + (b & ring)]
-                    head[side * nb + (b & ring)] = f
-                    parent[2 * v + side] = k + _QUEUED
-                    entries[side] += 1
-    return meet, mu, parent, expanded
-
-
-@njit(cache=True, nogil=True)
-def _trace(parent, moves, ncols, meet):
-    """Pixels (flat, padded) of the path through ``meet``: back to the start along the forward
-    parent moves (``parent[2 v]``), on to a goal along the backward ones (``parent[2 v + 1]``)."""
-    length = np.zeros(2, np.int64)
-    for side in range(2):
-        u = meet
-        while parent[2 * u + side] % _QUEUED != _NO_MOVE:
-            k = parent[2 * u + side] % _QUEUED
-            u -= moves[k, 0] * ncols + moves[k, 1]
-            length[side] += 1
-    path = np.empty(length[0] + length[1] + 1, np.int64)
-    path[length[0]] = meet
-    for side, step in ((0, -1), (1, 1)):
-        u, i = meet, length[0]
-        for _ in range(length[side]):
-            k = parent[2 * u + side] % _QUEUED
-            u -= moves[k, 0] * ncols + moves[k, 1]
-            i += step
-            path[i] = u
-    return path
 
 
 @njit(cache=True, fastmath=False, nogil=True)
@@ -328,73 +121,8 @@ def _shortcut_pass(w, step_m, slope_deg, ncols, rows, cols, window, tolerance):
     return keep
 
 
-@dataclass(frozen=True)
-class GridPath:
-    """An optimal grid path: pixel ``rows``/``cols`` (int, start to goal), its ``cost`` (the sum
-    of move costs, in the grid's cost units), pixels ``expanded``; cost inf and empty arrays if
-    no path exists."""
-
-    rows: np.ndarray
-    cols: np.ndarray
-    cost: float
-    expanded: int
-
-
 def _padded(values: np.ndarray, fill: float) -> np.ndarray:
     return np.pad(np.asarray(values, dtype=np.float64), _PAD, constant_values=fill)
-
-
-@njit(cache=True, nogil=True)
-def _cost_range(w):
-    """(smallest finite value, largest finite value, whether any is NaN or negative) of ``w``;
-    (inf, 0, ...) if none is finite."""
-    low, high, bad = np.inf, 0.0, False
-    for x in w.ravel():
-        if x < np.inf:
-            low = min(low, x)
-            high = max(high, x)
-        bad |= not x >= 0.0
-    return low, high, bad
-
-
-def shortest_path(w: np.ndarray, start: tuple[int, int], goal: tuple[int, int] | np.ndarray,
-                  connectivity: int = 16) -> GridPath:
-    """Optimal path on a grid of costs per pixel step ``w`` (ny, nx; >= 0, inf = blocked)
-    from pixel ``start`` (row, col) to pixel ``goal`` or to the nearest of the pixels set in a
-    bool mask ``goal`` (ny, nx). The metric is in the module docstring. Raises ModelConfigError
-    for negative or NaN costs, a bad connectivity or a start outside the grid."""
-    w = np.ascontiguousarray(w, dtype=np.float64)
-    low, high, bad = _cost_range(w)
-    if bad:
-        raise ModelConfigError("path costs must be 0 or more (inf for blocked pixels), without NaN")
-    moves = _moves(connectivity)
-    ny, nx = w.shape
-    ncols = nx + 2 * _PAD
-    if not (0 <= start[0] < ny and 0 <= start[1] < nx):
-        raise ModelConfigError(f"start pixel {start} is outside the {ny} x {nx} grid")
-    if not np.isfinite(w[start[0], start[1]]):
-        return GridPath(np.empty(0, int), np.empty(0, int), math.inf, 0)
-    start_i = (start[0] + _PAD) * ncols + start[1] + _PAD
-    if isinstance(goal, np.ndarray):
-        rows, cols = np.nonzero(goal)
-        hw = 0.0  # no single pixel to aim at: plain bidirectional Dijkstra
-    else:
-        rows, cols = np.array([goal[0]]), np.array([goal[1]])
-        hw = _HEURISTIC_SHARE * low / 2.0
-    goals = ((rows + _PAD) * ncols + cols + _PAD).astype(np.int64)
-    # Buckets as wide as the cheapest reduced move (each pixel then expands once); with free pixels
-    # (cost 0) or wild cost ranges, wider ones (some pixels then expand again, still exact).
-    exact_width = (low - 2.0 * hw) * (1.0 - _WIDTH_MARGIN) if low > 0.0 else high / _FREE_PIXEL_BUCKETS
-    width = max(exact_width, 2.0 * math.sqrt(5.0) * (high + hw) / _MAX_BUCKETS) or 1.0
-    wp = _padded(w, np.inf).ravel()
-    meet, cap = -2, wp.size + 1024  # queue entries: the live ones, a few per pixel of the two wavefronts
-    while meet == -2:
-        meet, cost, parent, expanded = _search(wp, ncols, start_i, goals, moves, hw, width, high, cap)
-        cap *= 4
-    if meet < 0:
-        return GridPath(np.empty(0, int), np.empty(0, int), math.inf, int(expanded))
-    path = _trace(parent, moves, ncols, meet)
-    return GridPath(path // ncols - _PAD, path % ncols - _PAD, float(cost), int(expanded))
 
 
 @dataclass

@@ -42,7 +42,7 @@ breaching the reserve or the contact rule (a lit safe haven). Waits appear exact
 the route must wait: at step boundaries, e.g. at a lit spot until the road ahead is lit.
 
 Refinement. On a coarse planning grid the route of block centres is refined on the full DEM:
-the static planner (:func:`qamar.rover.plan.shortest_path`) through the blocks the plan
+the static planner (:func:`qamar.rover.gridsearch.shortest_path`) through the blocks the plan
 visited (if they hold no fine route, with a block of margin), so every fine pixel crossed is drivable (slope under the
 limit, no hazard). The schedule is then planned again along that fixed geometry
 (:func:`_replan_along`): the route resampled every pixel length into a chain of nodes, each
@@ -67,6 +67,7 @@ from numba import njit
 
 from qamar.errors import ModelConfigError
 from qamar.rover.energy import battery_params, battery_step, solar_power_w
+from qamar.rover.gridsearch import shortest_path
 from qamar.rover.model import RoverSpec
 from qamar.rover.plan import (
     Route,
@@ -75,7 +76,6 @@ from qamar.rover.plan import (
     _pixel,
     _unreachable_reason,
     route_from_pixels,
-    shortest_path,
 )
 from qamar.rover.traverse import CostMap
 from qamar.surface.horizon import NODATA_CDEG, HorizonMap
