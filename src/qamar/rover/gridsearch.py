@@ -24,7 +24,8 @@ goal (or from every goal pixel), with the average potential p = s (h_goal - h_st
 et al. 1994): every reduced move costs at least (1 - s) of the move, s = 0.99. Each side keeps
 a bucket queue (Dial 1969) of width just under the cheapest reduced move, so every pixel in
 the current bucket is final (Dinitz 1978) and expands once; improved pixels are pushed again
-and older entries skipped. A side stops when the two current bucket floors sum to mu, the
+and older entries skipped. With free (cost 0) pixels the buckets are as wide as the cheapest
+move that costs something, and pixels joined by free moves may expand again (still exact). A side stops when the two current bucket floors sum to mu, the
 cheapest start-to-goal cost it has seen through a pixel labelled by both sides (no path through
 a pixel neither side has settled is cheaper), or when either side has stopped or run out.
 
@@ -41,6 +42,9 @@ optimum. Which of several equally cheap paths comes out may change from run to r
 Memory. A search over 2.5 M pixels is bound by memory latency, not arithmetic: each pixel's
 two labels, its cost and its potential share one 32-byte record (half a cache line), and the
 records around the next pixel in the bucket are prefetched while the current one expands.
+On the 1600 x 1600 ridge DEM, corner to corner, 8-connected (docs/benchmarks.md): 1.29 M
+pixels expanded in 0.08 s of wall clock, 0.15 s of CPU; the octile-distance potential of the
+single-threaded search before it expanded 1.52 M in 0.21 s.
 """
 
 from __future__ import annotations
