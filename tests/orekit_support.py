@@ -27,11 +27,18 @@ from qamar.orbit.gravity import GravityField
 
 
 def start() -> None:
-    """Start the JVM with Orekit on its class path (once per process; later calls do nothing)."""
+    """Start the JVM with Orekit on its class path (once per process; later calls do nothing).
+
+    The JVM is left to die with the process: JPype's destruction of it at interpreter exit
+    crashes now and then (SIGSEGV in a Java shutdown thread after pytest has reported, seen
+    once in a CI rehearsal; jpype-project/jpype issues 1144 and 1261), and tests have nothing
+    in Java to flush."""
     import jpype
+    import jpype.config
     import orekit_jpype
 
     if not jpype.isJVMStarted():
+        jpype.config.destroy_jvm = False
         orekit_jpype.initVM()
 
 

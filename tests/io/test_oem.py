@@ -99,11 +99,10 @@ def test_lro_states_follow_kepler_motion():
     interpolation between the 1-minute points (what Trajectory does) must stay within the same
     bound of the Kepler arc at the midpoints.
     """
-    orekit_jpype = pytest.importorskip("orekit_jpype")
-    import jpype
+    pytest.importorskip("orekit_jpype")
+    from tests import orekit_support
 
-    if not jpype.isJVMStarted():
-        orekit_jpype.initVM()
+    orekit_support.start()
     from org.hipparchus.geometry.euclidean.threed import Vector3D
     from org.orekit.frames import FramesFactory
     from org.orekit.orbits import CartesianOrbit
@@ -250,10 +249,9 @@ def test_non_text_file_is_a_format_error(tmp_path):
 def test_atomic_write_leaves_nothing_on_error(tmp_path):
     target = tmp_path / "out.oem"
     target.write_text("old content\n")
-    with pytest.raises(RuntimeError):
-        with atomic_write(target) as stream:
-            stream.write("half a file")
-            raise RuntimeError("disk full")
+    with pytest.raises(RuntimeError), atomic_write(target) as stream:
+        stream.write("half a file")
+        raise RuntimeError("disk full")
     assert target.read_text() == "old content\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.oem"]
 
